@@ -1,0 +1,22 @@
+"""signsim: exact simulation of a two-layer transformer trained by SignGD, Adam or GD.
+
+The model, its gradients and the quantities recorded follow "On the Optimization and
+Generalization of Two-layer Transformers with Sign Gradient Descent" (arXiv 2410.04870);
+docs/model.md numbers every equation and names the function that implements it.
+
+>>> import signsim
+>>> result = signsim.run("fig1", steps=10)
+>>> result.history["mean_value_noise"].shape   # (recorded steps, n)
+(11, 20)
+"""
+
+from .config import PRESETS, Config, preset
+from .data import Dataset, make_data
+from .model import Params
+from .result import Result, load
+from .simulate import run
+
+__version__ = "0.1.0"
+
+__all__ = ["run", "Config", "preset", "PRESETS", "Result", "load", "Dataset", "make_data",
+           "Params", "__version__"]

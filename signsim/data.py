@@ -1,0 +1,128 @@
+"""The synthetic signal-plus-sparse-noise data (spec section 1, E1-E5).
+
+A data set is stored sparsely, in O(n s) memory whatever d is: labels, the position of the
+signal token, and each noise patch as s coordinates with their values. The dense views
+(``X``, ``xi``, ``mu``) are built on request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .config import Config
+from .rng import streams
+
+__all__ = ["Dataset", "make_data", "sample_dataset"]
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Samples X_i = [x^(1), x^(2)] with one signal patch y_i mu and one noise patch xi_i.
+
+    Attributes
+    ----------
+    y : ndarray of shape (n,), float64 in {+1, -1} (E2)
+    signal_position : ndarray of shape (n,), int64 in {0, 1}: the token holding y_i mu (E4)
+    noise_index : ndarray of shape (n, s), int64: the support B_i of xi_i, sorted, in [1, d) (E3)
+    noise_value : ndarray of shape (n, s), float64: xi_i at those coordinates
+    d : int
+    mu_norm : float
+    """
+
+    y: np.ndarray
+    signal_position: np.ndarray
+    noise_index: np.ndarray
+    noise_value: np.ndarray
+    d: int
+    mu_norm: float
+
+    @property
+    def n(self) -> int:
+        return len(self.y)
+
+    @property
+    def s(self) -> int:
+        return self.noise_index.shape[1]
+
+    @property
+    def L(self) -> int:
+        return 2
+
+    @property
+    def mu(self) -> np.ndarray:
+        """The signal vector mu_norm * e_1 (E1), shape (d,)."""
+        mu = np.zeros(self.d)
+        mu[0] = self.mu_norm
+        return mu
+
+    @property
+    def xi(self) -> np.ndarray:
+        """Dense noise patches, shape (n, d)."""
+        xi = np.zeros((self.n, self.d))
+        np.put_along_axis(xi, self.noise_index, self.noise_value, axis=1)
+        return xi
+
+    @property
+    def X(self) -> np.ndarray:
+        """Dense inputs, shape (n, d, L): column l of X_i is token l."""
+        X = np.zeros((self.n, self.d, 2))
+        rows = np.arange(self.n)
+        X[rows, 0, self.signal_position] = self.y * self.mu_norm
+        noise_pos = 1 - self.signal_position
+        X[rows[:, None], self.noise_index, noise_pos[:, None]] = self.noise_value
+        return X
+
+    @property
+    def noise_l1(self) -> np.ndarray:
+        """||xi_i||_1, shape (n,)."""
+        return np.abs(self.noise_value).sum(axis=1)
+
+
+def _sample_supports(rng: np.random.Generator, count: int, d: int, s: int) -> np.ndarray:
+    """``count`` uniform s-subsets of {1, ..., d-1} (E3), sorted, in O(count * s) when s^2 <= d.
+
+    Sparse regime: draw s coordinates with replacement and redraw the rows that repeat one;
+    conditioning i.i.d. draws on being distinct gives a uniform subset. Dense regime (few
+    coordinates to choose from): the s smallest of d-1 uniform keys, in row chunks.
+    """
+    pop = d - 1
+    if s * s <= pop:  # a row repeats with probability < 1 - exp(-1/2): few redraws
+        idx = rng.integers(1, d, size=(count, s))
+        idx.sort(axis=1)
+        bad = np.flatnonzero((idx[:, 1:] == idx[:, :-1]).any(axis=1))
+        while bad.size:
+            redraw = rng.integers(1, d, size=(bad.size, s))
+            redraw.sort(axis=1)
+            idx[bad] = redraw
+            bad = bad[(redraw[:, 1:] == redraw[:, :-1]).any(axis=1)]
+        return idx
+    out = np.empty((count, s), dtype=np.int64)
+    chunk = max(1, 4_000_000 // pop)
+    for start in range(0, count, chunk):
+        keys = rng.random((min(chunk, count - start), pop))
+        part = np.argpartition(keys, s - 1, axis=1)[:, :s] + 1
+        part.sort(axis=1)
+        out[start:start + chunk] = part
+    return out
+
+
+def sample_dataset(rng: np.random.Generator, count: int, config: Config) -> Dataset:
+    """Draw ``count`` samples from ``rng`` in a fixed order: labels, signal positions,
+    supports, noise values. Signal positions are always drawn, so ``signal_position`` does
+    not change labels or noise."""
+    y = 2.0 * rng.integers(0, 2, size=count) - 1.0  # (E2)
+    position = rng.integers(0, 2, size=count)  # (E4)
+    if config.signal_position == "first":
+        position = np.zeros(count, dtype=np.int64)
+    index = _sample_supports(rng, count, config.d, config.s)  # (E3)
+    value = config.sigma_p * rng.standard_normal((count, config.s))
+    return Dataset(y=y, signal_position=position.astype(np.int64), noise_index=index,
+                   noise_value=value, d=config.d, mu_norm=config.mu_norm)
+
+
+def make_data(config: Config) -> tuple[Dataset, Dataset]:
+    """Training set (n samples) and test set (n_test samples) from independent streams."""
+    train_rng, test_rng, _ = streams(config.seed)
+    return sample_dataset(train_rng, config.n, config), sample_dataset(test_rng, config.n_test, config)

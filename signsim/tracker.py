@@ -1,0 +1,102 @@
+"""The recorded quantities (spec section 6) and the step schedule they are recorded on.
+
+The names are part of the API. Training quantities are recorded at ``schedule(steps,
+record_every)``, test metrics at ``schedule(steps, test_every)``; "step t" means the weights
+W^(t) after t updates, step 0 being the initialisation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .config import Config
+from .data import Dataset
+from .model import Forward, Params, loss, loss_derivative
+
+__all__ = ["TRAIN_NAMES", "TEST_NAMES", "shapes", "schedule", "Tracker",
+           "reference_quantities", "attention_by_role"]
+
+TRAIN_NAMES = ("query_signal", "key_signal", "query_noise", "key_noise", "value_signal",
+               "value_noise", "mean_value_signal", "mean_value_noise", "attention", "margin",
+               "loss_derivative", "train_loss", "train_error")
+TEST_NAMES = ("test_loss", "test_error")
+
+
+def shapes(config: Config) -> dict[str, tuple[int, ...]]:
+    """Shape of one record of each quantity (spec section 6)."""
+    m_k, m_v, n = config.m_k, config.m_v, config.n
+    return {
+        "query_signal": (m_k,), "key_signal": (m_k,),
+        "query_noise": (m_k, n), "key_noise": (m_k, n),
+        "value_signal": (2, m_v), "value_noise": (2, m_v, n),
+        "mean_value_signal": (), "mean_value_noise": (n,),
+        "attention": (n, 2, 2), "margin": (n,), "loss_derivative": (n,),
+        "train_loss": (), "train_error": (), "test_loss": (), "test_error": (),
+    }
+
+
+def schedule(steps: int, every: int) -> np.ndarray:
+    """Steps 0, every, 2*every, ... and always the last step."""
+    out = np.arange(0, steps + 1, every)
+    if out[-1] != steps:
+        out = np.append(out, steps)
+    return out
+
+
+class Tracker:
+    """Preallocated history; ``replicas`` adds a leading replica axis to every array."""
+
+    def __init__(self, config: Config, replicas: int | None = None):
+        self.steps = schedule(config.steps, config.record_every)
+        self.test_steps = schedule(config.steps, config.test_every)
+        lead = () if replicas is None else (replicas,)
+        shp = shapes(config)
+        self.history = {
+            name: np.full(lead + (len(self.steps if name in TRAIN_NAMES else self.test_steps),)
+                          + shp[name], np.nan)
+            for name in TRAIN_NAMES + TEST_NAMES
+        }
+        self._lead = len(lead)
+
+    def _put(self, name: str, row: int, value) -> None:
+        if self._lead:
+            self.history[name][:, row] = value
+        else:
+            self.history[name][row] = value
+
+    def record(self, row: int, quantities: dict) -> None:
+        for name in TRAIN_NAMES:
+            self._put(name, row, quantities[name])
+
+    def record_test(self, row: int, test_loss, test_error) -> None:
+        self._put("test_loss", row, test_loss)
+        self._put("test_error", row, test_error)
+
+
+def attention_by_role(S: np.ndarray, signal_position: np.ndarray) -> np.ndarray:
+    """S_{i,la} rearranged by role, [[s11, s12], [s21, s22]] with 1 = signal, 2 = noise."""
+    rows = np.arange(len(signal_position))
+    roles = np.stack([signal_position, 1 - signal_position], axis=1)  # (n, 2): token of role
+    return S[rows[:, None, None], roles[:, :, None], roles[:, None, :]]
+
+
+def reference_quantities(params: Params, fw: Forward, data: Dataset) -> dict:
+    """Every training quantity of spec section 6 from dense weights (the reference)."""
+    mu = data.mu
+    yxi = data.y[:, None] * data.xi  # (n, d): y_i xi_i
+    margin = data.y * fw.f
+    return {
+        "query_signal": params.W_Q @ mu,
+        "key_signal": params.W_K @ mu,
+        "query_noise": params.W_Q @ yxi.T,
+        "key_noise": params.W_K @ yxi.T,
+        "value_signal": params.W_V @ mu,
+        "value_noise": params.W_V @ yxi.T,
+        "mean_value_signal": fw.v @ mu,
+        "mean_value_noise": yxi @ fw.v,
+        "attention": attention_by_role(fw.S, data.signal_position),
+        "margin": margin,
+        "loss_derivative": loss_derivative(margin),
+        "train_loss": loss(margin).mean(),
+        "train_error": np.mean(margin <= 0),
+    }
