@@ -51,7 +51,7 @@ class Config:
     # schedule: what is recorded when
     record_every: int = 1  # training quantities at steps 0, k, 2k, ... and the last step
     test_every: int = 10  # test loss/error at steps 0, k, 2k, ... and the last step
-    kernel: str = "dense"  # "fast" (active coordinates only) or "dense" (the reference)
+    kernel: str = "fast"  # "fast" (active coordinates only) or "dense" (the reference)
 
     def __post_init__(self) -> None:
         for name, value in _validated(self).items():

@@ -51,9 +51,10 @@ class Tracker:
         self.test_steps = schedule(config.steps, config.test_every)
         lead = () if replicas is None else (replicas,)
         shp = shapes(config)
+        # every row is written by the run, so no fill value is needed
         self.history = {
-            name: np.full(lead + (len(self.steps if name in TRAIN_NAMES else self.test_steps),)
-                          + shp[name], np.nan)
+            name: np.empty(lead + (len(self.steps if name in TRAIN_NAMES else self.test_steps),)
+                           + shp[name])
             for name in TRAIN_NAMES + TEST_NAMES
         }
         self._lead = len(lead)

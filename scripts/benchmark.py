@@ -1,0 +1,171 @@
+"""Benchmark signsim: fig1 against the dense reference and PyTorch autograd, cost against d,
+and batched replicas. Prints tables; every ratio is measured within this one run.
+
+    python scripts/benchmark.py                 # everything (about 2-4 minutes)
+    python scripts/benchmark.py --skip-torch --repeat 3
+
+Time is wall-clock (median of --repeat runs, after one warm-up run); peak memory is the
+resident set size of a fresh child process that runs one configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+import signsim
+
+
+def timed(fn, repeat: int) -> float:
+    fn()  # warm-up: imports, caches
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def torch_fig1(config: signsim.Config):
+    """A straightforward PyTorch version of fig1: dense float64 weights, autograd, SignGD,
+    every spec-section-6 quantity each step and test metrics every test_every steps."""
+    import torch
+
+    train, test = signsim.make_data(config)
+    X = torch.from_numpy(train.X)  # (n, d, 2)
+    y = torch.from_numpy(train.y)
+    mu = torch.from_numpy(train.mu)
+    yxi = torch.from_numpy(train.y[:, None] * train.xi)
+    Xt = torch.from_numpy(test.X)
+    yt = torch.from_numpy(test.y)
+    init = signsim.model.init_params(config.seed, config.d, config.m_k, config.m_v,
+                                     config.sigma_0)
+    W = [torch.tensor(w, requires_grad=True) for w in init]
+
+    def output(W_Q, W_K, W_V, X):
+        Q = W_Q @ X
+        K = W_K @ X
+        S = torch.softmax(torch.einsum("nsl,nsa->nla", Q, K), dim=-1)
+        v = W_V[0].mean(0) - W_V[1].mean(0)
+        return torch.einsum("nla,na->n", S, v @ X), S, v
+
+    rows = []
+    for t in range(config.steps + 1):
+        f, S, v = output(*W, X)
+        loss = torch.nn.functional.softplus(-y * f).mean()
+        with torch.no_grad():
+            rows.append([W[0] @ mu, W[1] @ mu, W[0] @ yxi.T, W[1] @ yxi.T, W[2] @ mu,
+                         W[2] @ yxi.T, v @ mu, yxi @ v, S, y * f, loss])
+            if t % config.test_every == 0 or t == config.steps:
+                ft, _, _ = output(*W, Xt)
+                torch.nn.functional.softplus(-yt * ft).mean()
+        if t == config.steps:
+            break
+        for w in W:
+            w.grad = None
+        loss.backward()
+        with torch.no_grad():
+            for w in W:
+                w -= config.lr * torch.sign(w.grad)
+    return rows
+
+
+def peak_rss_mib() -> float:
+    """Peak resident set size of this process (VmHWM). Not getrusage's ru_maxrss: on Linux
+    that survives execve, so a child would report its parent's peak."""
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def child(spec: dict) -> None:
+    """Run one configuration and print its wall time and peak RSS (MiB) as JSON."""
+    t0 = time.perf_counter()
+    signsim.run("fig1", seeds=spec.get("seeds"), **spec.get("overrides", {}))
+    wall = time.perf_counter() - t0
+    print(json.dumps({"wall": wall, "rss_mib": peak_rss_mib()}))
+
+
+def in_child(spec: dict) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--skip-torch", action="store_true")
+    p.add_argument("--skip-dense", action="store_true")
+    p.add_argument("--only", choices=["fig1", "d", "replicas"], help="run one section")
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        child(json.loads(args.child))
+        return
+    fig1 = signsim.preset("fig1")
+    print(f"numpy {np.__version__}, signsim {signsim.__version__}, fig1: n={fig1.n}, d={fig1.d}, "
+          f"s={fig1.s}, m_k=m_v={fig1.m_k}, steps={fig1.steps}, n_test={fig1.n_test}, "
+          f"record_every={fig1.record_every}, test_every={fig1.test_every}\n")
+
+    fast = timed(lambda: signsim.run(fig1), args.repeat)
+    if args.only in (None, "fig1"):
+        fig1_section(fig1, fast, args)
+    if args.only in (None, "d"):
+        d_section(args)
+    if args.only in (None, "replicas"):
+        replica_section(fig1)
+
+
+def fig1_section(fig1, fast, args) -> None:
+    print("1. fig1, one run (median wall time)")
+    table = [("signsim (fast kernel)", fast)]
+    if not args.skip_dense:
+        table.append(("signsim dense reference", timed(lambda: signsim.run(fig1, kernel="dense"), 1)))
+    if not args.skip_torch:
+        try:
+            import torch
+
+            torch.set_num_threads(2)
+            table.append((f"PyTorch {torch.__version__} autograd, float64",
+                          timed(lambda: torch_fig1(fig1), 1)))
+        except ImportError:
+            print("   (torch not installed: row skipped; pip install torch==2.13.0)")
+    for name, sec in table:
+        print(f"   {name:40s} {sec:9.3f} s   {sec / fast:8.1f} x fast")
+
+
+def d_section(args) -> None:
+    print("\n2. fig1 against d (fresh process each; time of run(), peak RSS of the process)")
+    base = None
+    for d in (10**3, 10**4, 10**5, 10**6, 10**7):
+        rec = [in_child({"overrides": {"d": d}}) for _ in range(max(1, args.repeat // 2))]
+        wall = statistics.median(r["wall"] for r in rec)
+        rss = max(r["rss_mib"] for r in rec)
+        base = wall if d == 10**4 else base
+        ratio = f"{wall / base:6.2f} x d=1e4" if base else ""
+        print(f"   d = 1e{int(np.log10(d))}: {wall:7.3f} s  peak RSS {rss:7.1f} MiB  {ratio}")
+
+
+def replica_section(fig1) -> None:
+    print("\n3. batched replicas of fig1 (one vectorised pass)")
+    one = None
+    for R in (1, 10, 100):
+        wall = timed(lambda: signsim.run(fig1, seeds=list(range(R))), 1 if R == 100 else 2)
+        one = wall if R == 1 else one
+        print(f"   {R:3d} replicas: {wall:8.3f} s  {wall / R:7.4f} s per replica  "
+              f"{wall / one:6.1f} x one")
+
+
+if __name__ == "__main__":
+    main()

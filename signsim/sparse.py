@@ -1,0 +1,91 @@
+"""Weights stored by their active coordinates: the form the fast kernel returns.
+
+Only the coordinates in U (coordinate 1 and the training supports) ever move (spec section 5);
+every other coordinate keeps its initial value, which ``signsim.rng`` can redraw exactly at
+any coordinate. So a SparseParams holds the active columns and the init key, and builds the
+dense (m, d) arrays only when asked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from .model import Params
+from .rng import init_normals
+
+__all__ = ["SparseParams"]
+
+
+@dataclass(frozen=True, eq=False)
+class SparseParams:
+    """Weights equal to their init except on ``coords``.
+
+    Attributes
+    ----------
+    coords : ndarray of shape ([R,] u), int64, sorted; -1 pads replicas with fewer coordinates
+    W_Q_active, W_K_active : ndarray of shape ([R,] m_k, u)
+    W_V_active : ndarray of shape ([R,] 2, m_v, u)
+    keys : ndarray of shape ([R,]), uint64: init keys (``signsim.rng.init_key``)
+    d : int
+    sigma_0 : float
+    """
+
+    coords: np.ndarray
+    W_Q_active: np.ndarray
+    W_K_active: np.ndarray
+    W_V_active: np.ndarray
+    keys: np.ndarray
+    d: int
+    sigma_0: float
+
+    @property
+    def batched(self) -> bool:
+        return self.coords.ndim == 2
+
+    def to_dense(self) -> Params:
+        """Dense weights (m, d); allocates O(m d) memory (with a leading R when batched)."""
+        m_k, m_v = self.W_Q_active.shape[-2], self.W_V_active.shape[-2]
+        coords = np.atleast_2d(self.coords)
+        blocks = [[], [], []]
+        for r in range(coords.shape[0]):
+            dense = init_normals(np.atleast_1d(self.keys)[r], np.arange(self.d), m_k, m_v,
+                                 self.sigma_0)
+            keep = coords[r] >= 0
+            for b, active in enumerate((self.W_Q_active, self.W_K_active, self.W_V_active)):
+                act = active[r] if self.batched else active
+                dense[b][..., coords[r][keep]] = act[..., keep]
+                blocks[b].append(dense[b])
+        out = [np.stack(b) if self.batched else b[0] for b in blocks]
+        return Params(*out)
+
+    @cached_property
+    def _dense(self) -> Params:
+        return self.to_dense()
+
+    @property
+    def W_Q(self) -> np.ndarray:
+        """Dense (m_k, d) query weights, built on first access and kept."""
+        return self._dense.W_Q
+
+    @property
+    def W_K(self) -> np.ndarray:
+        return self._dense.W_K
+
+    @property
+    def W_V(self) -> np.ndarray:
+        return self._dense.W_V
+
+    def to_arrays(self) -> dict:
+        return {"coords": self.coords, "W_Q_active": self.W_Q_active,
+                "W_K_active": self.W_K_active, "W_V_active": self.W_V_active,
+                "keys": np.asarray(self.keys, dtype=np.uint64), "d": np.array(self.d),
+                "sigma_0": np.array(self.sigma_0)}
+
+    @classmethod
+    def from_arrays(cls, a: dict) -> "SparseParams":
+        return cls(coords=a["coords"], W_Q_active=a["W_Q_active"], W_K_active=a["W_K_active"],
+                   W_V_active=a["W_V_active"], keys=a["keys"], d=int(a["d"]),
+                   sigma_0=float(a["sigma_0"]))

@@ -1,0 +1,121 @@
+"""The fast kernel against the dense reference, replica batching, and sparse weights.
+
+Tolerance: both kernels compute the same quantities with sums in different orders (over s
+slots instead of d coordinates, v from a shared value update instead of a mean of rows), so
+they differ by rounding, about 1e-16 relative per operation (measured worst over these tests:
+~3e-15 of the largest entry). We require rtol = 1e-9, atol = 1e-12. Under SignGD rounding can
+only matter if a gradient entry is within rounding of 0; with continuous random data that has
+probability 0 and is never met in these runs (a flipped sign would show as a difference of lr).
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from numpy.testing import assert_allclose, assert_array_equal
+
+import signsim
+from signsim.data import make_data
+
+from .strategies import small_configs
+
+RTOL, ATOL = 1e-9, 1e-12
+OVERLAP = dict(n=6, d=40, s=5, sigma_p=2.0, m_k=3, m_v=2, sigma_0=0.05, steps=25, n_test=30,
+               test_every=4)
+DISJOINT = dict(n=4, d=5000, s=6, sigma_p=2.0, m_k=3, m_v=3, sigma_0=0.05, steps=25,
+                n_test=30, test_every=4)
+LR = {"signgd": 1e-2, "adam": 1e-2, "gd": 0.2}
+
+
+def assert_same_run(a, b):
+    assert_array_equal(a.steps, b.steps)
+    assert_array_equal(a.test_steps, b.test_steps)
+    for name in a.history:
+        assert_allclose(a.history[name], b.history[name], rtol=RTOL, atol=ATOL, err_msg=name)
+    for x, y in zip(a.params, b.params.to_dense()):
+        assert_allclose(x, y, rtol=RTOL, atol=ATOL)
+    for x, y in zip(a.init_params, b.init_params.to_dense()):
+        assert_array_equal(x, y)  # the same counter-based init, not just the same law
+
+
+@pytest.mark.parametrize("optimizer", ["signgd", "adam", "gd"])
+@pytest.mark.parametrize("shape", [OVERLAP, DISJOINT], ids=["overlapping", "disjoint"])
+def test_fast_equals_dense(optimizer, shape):
+    config = signsim.Config(optimizer=optimizer, lr=LR[optimizer], **shape)
+    train, _ = make_data(config)
+    overlapping = len(np.unique(train.noise_index)) < train.noise_index.size
+    assert overlapping == (shape is OVERLAP)
+    assert_same_run(signsim.run(config, kernel="dense"), signsim.run(config, kernel="fast"))
+
+
+@settings(max_examples=15)
+@given(small_configs())
+def test_fast_equals_dense_on_drawn_configs(config):
+    assert_same_run(signsim.run(config, kernel="dense"), signsim.run(config, kernel="fast"))
+
+
+def test_adam_with_zero_eps_runs_in_both_kernels():
+    config = signsim.Config(optimizer="adam", lr=1e-2, eps=0.0, beta1=0.5, beta2=0.9, **OVERLAP)
+    assert_same_run(signsim.run(config, kernel="dense"), signsim.run(config, kernel="fast"))
+
+
+@pytest.mark.parametrize("optimizer", ["signgd", "adam"])
+def test_a_replica_is_bit_identical_to_its_seed_alone(optimizer):
+    config = signsim.Config(optimizer=optimizer, lr=LR[optimizer], **OVERLAP)
+    seeds = [11, 0, 5]
+    batch = signsim.run(config, seeds=seeds)
+    assert batch.seeds == tuple(seeds)
+    for r, seed in enumerate(seeds):
+        alone = signsim.run(config, seed=seed)
+        for name in alone.history:
+            assert batch.history[name].shape == (3,) + alone.history[name].shape
+            assert_array_equal(batch.history[name][r], alone.history[name], err_msg=name)
+        assert_array_equal(batch.params.to_dense().W_Q[r], alone.params.W_Q)
+        assert_array_equal(batch.dataset[r].noise_index, alone.dataset.noise_index)
+    # n = 1 and m_k = 1 change which axes numpy reduces over: still identical
+    tiny = config.replace(n=1, m_k=1, m_v=1)
+    batch = signsim.run(tiny, seeds=[1, 2])
+    assert_array_equal(batch.history["margin"][1], signsim.run(tiny, seed=2).history["margin"])
+
+
+def test_same_seed_is_bit_identical_and_seeds_differ():
+    a = signsim.run("fig1", steps=30)
+    b = signsim.run("fig1", steps=30)
+    c = signsim.run("fig1", steps=30, seed=1)
+    for name in a.history:
+        assert_array_equal(a.history[name], b.history[name])
+    assert not np.array_equal(a.history["query_noise"], c.history["query_noise"])
+
+
+def test_cost_is_independent_of_d_in_memory():
+    """d = 10^9 would need 80 GB per dense (m, d) block; the fast kernel never builds one."""
+    r = signsim.run("fig1", d=10**9, steps=3, n_test=20)
+    assert r.params.coords.size <= 20 * 20 + 1
+    assert r.history["train_loss"].shape == (4,)
+
+
+def test_sparse_params_densify_to_init_off_the_active_coordinates():
+    r = signsim.run(**OVERLAP)
+    dense, init = r.params.to_dense(), r.init_params.to_dense()
+    off = np.setdiff1d(np.arange(OVERLAP["d"]), r.params.coords)
+    for now, then in zip(dense, init):
+        assert_array_equal(now[..., off], then[..., off])
+    assert r.params.W_Q.shape == (3, 40) and r.params.W_V.shape == (2, 2, 40)
+
+
+def test_batched_result_saves_and_loads(tmp_path):
+    r = signsim.run(seeds=[3, 4], **OVERLAP)
+    back = signsim.load(r.save(tmp_path / "batch"))
+    assert back.seeds == (3, 4)
+    for name in r.history:
+        assert_array_equal(back.history[name], r.history[name])
+    assert_array_equal(back.params.to_dense().W_K, r.params.to_dense().W_K)
+    assert_array_equal(back.dataset[1].noise_value, r.dataset[1].noise_value)
+
+
+def test_bad_seeds_are_rejected():
+    with pytest.raises(ValueError, match="'seeds'"):
+        signsim.run(seeds=[])
+    with pytest.raises(ValueError, match="'seed'"):
+        signsim.run(seeds=[1, -2])
+    with pytest.raises(ValueError, match="kernel='fast'"):
+        signsim.run(seeds=[1, 2], kernel="dense")
