@@ -44,3 +44,17 @@ def small_configs(draw, optimizer=None, **fixed):
     )
     base.update(fixed)
     return Config(**base)
+
+
+@st.composite
+def signgd_regime_configs(draw, steps=40):
+    """SignGD configs inside the regime of the exact rules: noise dominates the signal,
+    small init, a few samples (overlaps allowed: the rules mark where they are exact)."""
+    return Config(
+        n=draw(st.integers(2, 6)), d=draw(st.sampled_from([300, 2000, 50_000])),
+        s=draw(st.integers(2, 8)), sigma_p=draw(st.sampled_from([2.0, 5.0])),
+        mu_norm=draw(st.sampled_from([0.5, 1.0])), m_k=draw(st.integers(1, 4)),
+        m_v=draw(st.integers(1, 4)), sigma_0=draw(st.sampled_from([0.01, 0.03])),
+        optimizer="signgd", lr=draw(st.sampled_from([1e-3, 3e-3])), steps=steps,
+        n_test=5, test_every=steps, seed=draw(seeds),
+        signal_position=draw(st.sampled_from(["random", "first"])))
