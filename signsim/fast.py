@@ -37,7 +37,7 @@ from .optim import apply_updates, from_config
 from .result import Result
 from .rng import init_key, init_normals
 from .sparse import SparseParams
-from .tracker import Tracker
+from .tracker import Tracker, progress_every
 
 __all__ = ["run_fast", "FastParams"]
 
@@ -175,7 +175,7 @@ def _attend(qs, ks, Qn, Kn, vs, vn, y) -> _Attention:
     return _Attention(S11, S12, S21, S22, V1, vn, f)
 
 
-def run_fast(config: Config, seeds=None) -> Result:
+def run_fast(config: Config, seeds=None, progress=None) -> Result:
     """``run`` with the fast kernel; ``seeds`` batches replicas (leading axis R)."""
     single = seeds is None
     seeds = [config.seed] if single else _check_seeds(seeds)
@@ -196,7 +196,10 @@ def run_fast(config: Config, seeds=None) -> Result:
     C = np.empty((R, n, rows))  # noise-token gradient coefficient of each (sample, row)
     grad_sig = np.empty((R, rows))
     ov = setup.overlap
+    every = progress_every(config.steps)
     for t in range(config.steps + 1):
+        if progress is not None and t % every == 0:
+            progress(t, config.steps)
         # forward at W^(t): inner products with every noise patch and with mu   (E8, E12)
         P = (params.noise * vals).sum(-1)  # (R, n, rows)
         Qn, Kn, Dn = P[..., :m_k], P[..., m_k:2 * m_k], P[..., 2 * m_k]

@@ -19,8 +19,12 @@ def logit_grad(fw: Forward, y: np.ndarray) -> np.ndarray:
     """
     n = len(y)
     lprime = loss_derivative(y * fw.f)  # (n,)                    (E15)
-    Vbar = np.einsum("nlb,nb->nl", fw.S, fw.V)  # (n, L)
-    return (lprime * y / n)[:, None, None] * fw.S * (fw.V[:, None, :] - Vbar[:, :, None])
+    # V_a - Vbar_l written as sum_b S_lb (V_a - V_b) (the S_lb sum to 1): the same number,
+    # without the cancellation of V_a - sum_b S_lb V_b when attention saturates (S_ll -> 1),
+    # which would leave tiny G entries with few correct digits.
+    dV = fw.V[:, :, None] - fw.V[:, None, :]  # (n, L, L): V_a - V_b
+    dev = np.einsum("nlb,nab->nla", fw.S, dV)  # (n, L, L): V_a - Vbar_l
+    return (lprime * y / n)[:, None, None] * fw.S * dev
 
 
 def grad_W_Q(fw: Forward, G: np.ndarray, X: np.ndarray) -> np.ndarray:

@@ -15,7 +15,7 @@ from .grads import gradients
 from .model import Params, forward, init_params, loss
 from .optim import apply_updates, from_config
 from .result import Result
-from .tracker import Tracker, reference_quantities
+from .tracker import Tracker, progress_every, reference_quantities
 
 __all__ = ["run", "resolve_config"]
 
@@ -32,7 +32,7 @@ def resolve_config(config=None, **overrides) -> Config:
                     f"Got {type(config).__name__} instead.")
 
 
-def run(config=None, *, seeds=None, **overrides) -> Result:
+def run(config=None, *, seeds=None, progress=None, **overrides) -> Result:
     """Train the two-layer transformer of the spec and record its dynamics.
 
     Parameters
@@ -43,6 +43,8 @@ def run(config=None, *, seeds=None, **overrides) -> Result:
     seeds : sequence of int, optional
         Run one replica per seed in one vectorised pass (fast kernel only); every history
         array then gains a leading replica axis. Replica r equals ``run(config, seed=seeds[r])``.
+    progress : callable, optional
+        Called as ``progress(t, steps)`` about a hundred times over the run (for a bar).
     **overrides
         Config fields to replace, e.g. ``lr=2e-4, optimizer="adam"``.
 
@@ -55,10 +57,10 @@ def run(config=None, *, seeds=None, **overrides) -> Result:
         if seeds is not None:
             raise ValueError("The 'seeds' parameter needs kernel='fast'; the dense reference "
                              "runs one seed at a time. Got kernel='dense'.")
-        return _run_dense(config)
+        return _run_dense(config, progress)
     from .fast import run_fast
 
-    return run_fast(config, seeds=seeds)
+    return run_fast(config, seeds=seeds, progress=progress)
 
 
 def dense_test_metrics(params: Params, test: Dataset, chunk: int = 100) -> tuple[float, float]:
@@ -77,7 +79,7 @@ def _subset(data: Dataset, rows: slice) -> Dataset:
                    d=data.d, mu_norm=data.mu_norm)
 
 
-def _run_dense(config: Config) -> Result:
+def _run_dense(config: Config, progress=None) -> Result:
     """The reference loop: dense weights, every quantity from its definition."""
     train, test = make_data(config)
     X = train.X  # (n, d, L)
@@ -88,7 +90,10 @@ def _run_dense(config: Config) -> Result:
     tracker = Tracker(config)
     record_row = {int(t): i for i, t in enumerate(tracker.steps)}
     test_row = {int(t): i for i, t in enumerate(tracker.test_steps)}
+    every = progress_every(config.steps)
     for t in range(config.steps + 1):
+        if progress is not None and t % every == 0:
+            progress(t, config.steps)
         # W = W^(t) here
         if t < config.steps:
             grads, fw = gradients(params, X, train.y)

@@ -43,6 +43,11 @@ def schedule(steps: int, every: int) -> np.ndarray:
     return out
 
 
+def progress_every(steps: int) -> int:
+    """A progress callback is called every this many steps (about 100 calls per run)."""
+    return max(1, steps // 100)
+
+
 class Tracker:
     """Preallocated history; ``replicas`` adds a leading replica axis to every array."""
 

@@ -1,0 +1,99 @@
+"""Break the simulator on purpose and record which tests catch each break.
+
+Each mutant is one textual change to a copy of signsim/ (the repository is not touched); the
+whole test suite runs against the copy and the failing tests are listed. A mutant that no
+test catches is reported as SURVIVED, and the script exits 1.
+
+    python scripts/mutants.py                 # all mutants, prints a Markdown table
+    python scripts/mutants.py sign0 adam-bias # some of them
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# name: (what it breaks, file, exact text, replacement)
+MUTANTS = {
+    "sign0": ("SignGD with sign(0) = 1 (E20)", "signsim/optim.py",
+              "-lr * np.sign(g)", "-lr * np.where(g == 0, 1.0, np.sign(g))"),
+    "adam-bias": ("Adam without bias correction (E21)", "signsim/optim.py",
+                  "m_hat = m / (1.0 - beta1**t)\n        denom = np.sqrt(v / (1.0 - beta2**t)) + eps",
+                  "m_hat = m\n        denom = np.sqrt(v) + eps"),
+    "adam-eps-inside": ("Adam with eps inside the square root (E21)", "signsim/optim.py",
+                        "np.sqrt(v / (1.0 - beta2**t)) + eps", "np.sqrt(v / (1.0 - beta2**t) + eps)"),
+    "softmax-axis-dense": ("dense reference: softmax over queries instead of keys (E10)",
+                           "signsim/model.py",
+                           "e = np.exp(z - z.max(axis=-1, keepdims=True))\n    return e / e.sum(axis=-1, keepdims=True)",
+                           "e = np.exp(z - z.max(axis=-2, keepdims=True))\n    return e / e.sum(axis=-2, keepdims=True)"),
+    "softmax-axis-fast": ("fast kernel: softmax over queries instead of keys (E10)",
+                          "signsim/fast.py",
+                          "S11, S12 = expit(z11 - z12), expit(z12 - z11)  # two-way softmax    (E10)\n    S21, S22 = expit(z21 - z22), expit(z22 - z21)",
+                          "S11, S21 = expit(z11 - z21), expit(z21 - z11)\n    S12, S22 = expit(z12 - z22), expit(z22 - z12)"),
+    "value-1/m_v-dense": ("dense reference: value gradient without 1/m_v (E19)", "signsim/grads.py",
+                          "/ (n * m_v)", "/ n"),
+    "value-1/m_v-fast": ("fast kernel: value gradient without 1/m_v (E19)", "signsim/fast.py",
+                         "cv = c / config.m_v", "cv = c"),
+    "no-vbar": ("dense reference: E16 without the Vbar term", "signsim/grads.py",
+                'dev = np.einsum("nlb,nab->nla", fw.S, dV)', "dev = fw.V[:, None, :] + 0 * dV"),
+    "key-grad-sign": ("fast kernel: key gradient on the noise token with the wrong sign (E18)",
+                      "signsim/fast.py", "C[..., m_k:2 * m_k] = -e", "C[..., m_k:2 * m_k] = e"),
+    "overlap-ignored": ("fast kernel: shared coordinates not summed across samples",
+                        "signsim/fast.py", "if ov is not None:", "if False:"),
+    "support-has-mu": ("data: noise support may include coordinate 1 (E3)", "signsim/data.py",
+                       "idx = rng.integers(1, d, size=(count, s))",
+                       "idx = rng.integers(0, d - 1, size=(count, s))"),
+    "roles-swapped": ("tracker: attention recorded with the roles swapped", "signsim/tracker.py",
+                      "roles = np.stack([signal_position, 1 - signal_position], axis=1)",
+                      "roles = np.stack([1 - signal_position, signal_position], axis=1)"),
+    "mean-value-noise-fast": ("fast kernel: recorded mean value noise without the factor 2 of v",
+                              "signsim/fast.py", "vn = setup.v0n + 2.0 * Dn",
+                              "vn = setup.v0n + 1.0 * Dn"),
+}
+
+
+def run_mutant(name: str) -> list[str]:
+    what, rel, old, new = MUTANTS[name]
+    with tempfile.TemporaryDirectory(prefix="signsim-mutant-") as tmp:
+        for part in ("signsim", "tests", "setup.cfg"):
+            src = ROOT / part
+            (shutil.copytree if src.is_dir() else shutil.copy)(src, Path(tmp) / part)
+        target = Path(tmp) / rel
+        text = target.read_text()
+        if text.count(old) != 1:
+            raise SystemExit(f"mutant {name}: the text to change occurs {text.count(old)} "
+                             f"times in {rel} (expected once); update MUTANTS")
+        target.write_text(text.replace(old, new))
+        env = {**os.environ, "PYTHONPATH": tmp, "MPLBACKEND": "Agg",
+               "HYPOTHESIS_PROFILE": "ci"}
+        check = subprocess.run([sys.executable, "-c", "import signsim; print(signsim.__file__)"],
+                               cwd=tmp, env=env, capture_output=True, text=True)
+        assert check.stdout.startswith(tmp), f"mutant run imports {check.stdout!r}, not the copy"
+        out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                              "-rf", "tests"], cwd=tmp, env=env, capture_output=True, text=True)
+        failed = sorted({re.sub(r"\[.*", "", m) for m in
+                         re.findall(r"^FAILED (tests/\S+?)(?: - |$)", out.stdout, re.M)})
+        return failed
+
+
+def main(names: list[str]) -> int:
+    survived = []
+    print("| break | caught by |\n|---|---|")
+    for name in names or list(MUTANTS):
+        failed = run_mutant(name)
+        short = ", ".join(f.replace("tests/", "").replace(".py::", "::") for f in failed)
+        print(f"| {MUTANTS[name][0]} (`{name}`) | {short or '**SURVIVED**'} |", flush=True)
+        if not failed:
+            survived.append(name)
+    return 1 if survived else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

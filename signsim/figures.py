@@ -1,0 +1,97 @@
+"""The named figures (fig1, fig2, data-quality): which runs they need, and how to build them
+from fresh runs or from saved ones. Used by ``signsim figure``; no matplotlib at import."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .config import preset
+from .result import Result
+from .simulate import run
+
+__all__ = ["FIGURES", "SNRS", "runs_for", "build", "save_figure"]
+
+FIGURES = ("fig1", "fig2", "data-quality")
+SNRS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)  # spec section 9
+DQ_OPTIMIZERS = {"signgd": 1e-3, "adam": 1e-3, "gd": 1.0}  # optimizer -> lr (spec section 9)
+
+
+def _data_quality_config(optimizer: str, snr: float):
+    c = preset("data_quality")
+    return c.replace(optimizer=optimizer, lr=DQ_OPTIMIZERS[optimizer],
+                     sigma_p=1.0 / (snr * np.sqrt(c.s)), record_every=c.steps,
+                     test_every=c.steps)
+
+
+def runs_for(name: str, *, seeds=(0, 1, 2, 3, 4), progress=None) -> list[Result]:
+    """Run what figure ``name`` needs. ``progress(done, total, label)`` is called along the way."""
+    if name == "fig1":
+        plan = [("fig1", lambda p: run("fig1", progress=p))]
+    elif name == "fig2":
+        plan = [("fig2 SignGD", lambda p: run("fig1", progress=p)),
+                ("fig2 Adam", lambda p: run("fig2", progress=p))]
+    elif name == "data-quality":
+        plan = [(f"{opt} SNR {snr:g}",
+                 lambda p, opt=opt, snr=snr: run(_data_quality_config(opt, snr),
+                                                 seeds=list(seeds), progress=p))
+                for opt in DQ_OPTIMIZERS for snr in SNRS]
+    else:
+        raise ValueError(f"The figure name must be one of {list(FIGURES)}. Got {name!r} instead.")
+    out = []
+    for k, (label, job) in enumerate(plan):
+        step_progress = None
+        if progress is not None:
+            step_progress = (lambda t, steps, k=k, label=label:  # noqa: E731
+                             progress(k + t / max(steps, 1), len(plan), label))
+        out.append(job(step_progress))
+    if progress is not None:
+        progress(len(plan), len(plan), "done")
+    return out
+
+
+def _data_quality_table(results: list[Result]) -> dict:
+    """optimizer -> (snrs, final test losses of shape (k, replicas)), from saved or fresh runs."""
+    rows: dict[str, dict[float, np.ndarray]] = {}
+    for r in results:
+        losses = np.atleast_2d(r.history["test_loss"])[..., -1]  # (replicas,) or (1,)
+        rows.setdefault(r.config.optimizer, {})[round(r.config.snr, 12)] = np.ravel(losses)
+    table = {}
+    for opt, by_snr in rows.items():
+        snrs = sorted(by_snr)
+        width = min(len(by_snr[s]) for s in snrs)
+        table[opt] = (np.array(snrs), np.array([by_snr[s][:width] for s in snrs]))
+    return table
+
+
+def build(name: str, results: list[Result]):
+    """The Figure of ``name`` from its runs (as ``runs_for`` returns them, or loaded)."""
+    from . import plotting
+
+    if name == "fig1":
+        if len(results) != 1:
+            raise ValueError(f"fig1 takes one run. Got {len(results)}.")
+        return plotting.stage_figure(results[0])
+    if name == "fig2":
+        by_opt = {r.config.optimizer: r for r in results}
+        if set(by_opt) != {"signgd", "adam"} or len(results) != 2:
+            raise ValueError("fig2 takes two runs, one SignGD and one Adam. Got optimizers "
+                             f"{[r.config.optimizer for r in results]}.")
+        return plotting.optimizer_figure(by_opt["signgd"], by_opt["adam"])
+    if name == "data-quality":
+        return plotting.data_quality_figure(_data_quality_table(results))
+    raise ValueError(f"The figure name must be one of {list(FIGURES)}. Got {name!r} instead.")
+
+
+def save_figure(fig, out_dir: Path, name: str, *, overwrite: bool = False) -> list[Path]:
+    """Write ``name``.png and ``name``.pdf into ``out_dir``; refuses to replace either file
+    unless ``overwrite``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
+    existing = [str(p) for p in paths if p.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{', '.join(existing)} exist(s); pass --force to replace")
+    fig.savefig(paths[0], dpi=150)
+    fig.savefig(paths[1])
+    return paths
