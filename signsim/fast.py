@@ -29,6 +29,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
+from scipy.sparse import csr_matrix
 from scipy.special import expit
 
 from .config import Config
@@ -72,10 +73,8 @@ class _Setup(NamedTuple):
     yt: np.ndarray  # (R, n_test)
     off_t: np.ndarray  # (R, n_test, 2 m_k) <w_row(0), xi> over test coordinates outside U
     v0t: np.ndarray  # (R, n_test) <v(0), xi>
-    te_r: np.ndarray  # (E,) test entries inside U: replica,
-    te_i: np.ndarray  # sample and slot of a copy of that coordinate in theta,
-    te_val: np.ndarray  # (E, 1) the test noise value,
-    te_bin: np.ndarray  # (E, rows) and the output bin of each (entry, row)
+    te_matrix: object  # CSR (R n_test, R n s): test noise value of each test coordinate in U,
+    #                    at the theta slot (replica, sample, slot) holding that coordinate
     coords: list  # per replica: U sorted (coordinate 0 first)
     rep: list  # per replica: (i, a) of one copy of each coordinate of U but coordinate 0
     W0V_U: list  # per replica: (2, m_v, |U|) initial value weights on U
@@ -128,12 +127,15 @@ def _shared_copies(flat: np.ndarray, s: int):
 
 
 def _stack_setup(config: Config, parts: list) -> tuple[_Setup, FastParams]:
-    R, rows, nt = len(parts), 2 * config.m_k + 1, config.n_test
+    rows = 2 * config.m_k + 1
     st = lambda k: np.stack([p[k] for p in parts])  # noqa: E731
-    # active test entries of all replicas, in (replica, test sample, slot) order
+    # active test entries of all replicas, as one block-diagonal sparse matrix
     te_r = np.concatenate([np.full(len(p["te"][0]), r) for r, p in enumerate(parts)])
     te_j, te_i, te_a, te_val = (np.concatenate([p["te"][k] for p in parts]) for k in range(4))
-    te_bin = ((te_r * nt + te_j) * rows)[:, None] + np.arange(rows)
+    n, s, nt = config.n, config.s, config.n_test
+    te_matrix = csr_matrix((te_val, (te_r * nt + te_j, (te_r * n + te_i) * s + te_a)),
+                           shape=(len(parts) * nt, len(parts) * n * s))
+    te_matrix.sort_indices()  # rows summed in slot order, the same in any batch
     # shared coordinates: sort copies by (replica, coordinate, sample) and group them
     sh_r = np.concatenate([np.full(len(p["shared"][0]), r) for r, p in enumerate(parts)])
     sh_i, sh_a, sh_c = (np.concatenate([p["shared"][k] for p in parts]) for k in range(3))
@@ -146,7 +148,7 @@ def _stack_setup(config: Config, parts: list) -> tuple[_Setup, FastParams]:
     setup = _Setup(
         y=st("y"), vals=st("vals")[:, :, None, :], P0V=st("P0V"), S0V=st("S0V"), v0n=st("v0n"),
         v0s=st("v0s"), overlap=overlap, yt=st("yt"), off_t=st("off_t"), v0t=st("v0t"),
-        te_r=te_r, te_i=(te_i, te_a), te_val=te_val[:, None], te_bin=te_bin,
+        te_matrix=te_matrix,
         coords=[p["coords"] for p in parts], rep=[p["rep"] for p in parts],
         W0V_U=[p["W0V_U"] for p in parts])
     return setup, FastParams(st("theta"), st("sig"))
@@ -164,10 +166,11 @@ class _Attention(NamedTuple):
 
 def _attend(qs, ks, Qn, Kn, vs, vn, y) -> _Attention:
     """E8-E12 for two tokens by role; qs, ks (R, m_k); Qn, Kn (R, N, m_k); vs (R,); vn, y (R, N)."""
-    z11 = (qs * ks).sum(-1)[:, None]  # (R, 1): y_i^2 = 1                (E9)
-    z12 = y * (Kn * qs[:, None]).sum(-1)  # (R, N)
-    z21 = y * (Qn * ks[:, None]).sum(-1)
-    z22 = (Qn * Kn).sum(-1)
+    # einsum fuses each product with its sum over s (no (R, N, m_k) temporary)
+    z11 = np.einsum("rs,rs->r", qs, ks)[:, None]  # (R, 1): y_i^2 = 1         (E9)
+    z12 = y * np.einsum("rns,rs->rn", Kn, qs)  # (R, N)
+    z21 = y * np.einsum("rns,rs->rn", Qn, ks)
+    z22 = np.einsum("rns,rns->rn", Qn, Kn)
     S11, S12 = expit(z11 - z12), expit(z12 - z11)  # two-way softmax    (E10)
     S21, S22 = expit(z21 - z22), expit(z22 - z21)
     V1 = y * vs[:, None]  # (E12)
@@ -201,7 +204,7 @@ def run_fast(config: Config, seeds=None, progress=None) -> Result:
         if progress is not None and t % every == 0:
             progress(t, config.steps)
         # forward at W^(t): inner products with every noise patch and with mu   (E8, E12)
-        P = (params.noise * vals).sum(-1)  # (R, n, rows)
+        P = np.einsum("rnks,rns->rnk", params.noise, vals[:, :, 0])  # (R, n, rows)
         Qn, Kn, Dn = P[..., :m_k], P[..., m_k:2 * m_k], P[..., 2 * m_k]
         qs, ks, Ds = params.sig[:, :m_k] * mu, params.sig[:, m_k:2 * m_k] * mu, params.sig[:, 2 * m_k] * mu
         vn = setup.v0n + 2.0 * Dn  # (R, n) <v, xi_i>
@@ -269,16 +272,13 @@ def _quantities(setup: _Setup, at: _Attention, margin, lp, qs, ks, Qn, Kn, Dn, D
 
 
 def _test_metrics(setup: _Setup, params: FastParams, qs, ks, vs, m_k):
+    """Test loss and error: frozen part (computed once) plus the active test entries."""
     R, nt = setup.yt.shape
-    rows = 2 * m_k + 1
-    te_i, te_a = setup.te_i
-    active = params.noise[setup.te_r, te_i, :, te_a] * setup.te_val  # (E, rows)
-    Pt = np.bincount(setup.te_bin.ravel(), active.ravel(), minlength=R * nt * rows)
-    Pt = Pt.reshape(R, nt, rows)
-    Qt = setup.off_t[..., :m_k] + Pt[..., :m_k]
-    Kt = setup.off_t[..., m_k:] + Pt[..., m_k:2 * m_k]
-    vt = setup.v0t + 2.0 * Pt[..., 2 * m_k]
-    margin = setup.yt * _attend(qs, ks, Qt, Kt, vs, vt, setup.yt).f
+    theta = params.noise.transpose(0, 1, 3, 2).reshape(-1, params.noise.shape[2])  # (R n s, rows)
+    active = (setup.te_matrix @ theta).reshape(R, nt, -1)  # (R, n_test, rows)
+    QKt = setup.off_t + active[..., :2 * m_k]
+    vt = setup.v0t + 2.0 * active[..., 2 * m_k]
+    margin = setup.yt * _attend(qs, ks, QKt[..., :m_k], QKt[..., m_k:], vs, vt, setup.yt).f
     return np.logaddexp(0.0, -margin).mean(-1), (margin <= 0).mean(-1)
 
 

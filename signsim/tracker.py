@@ -56,27 +56,29 @@ class Tracker:
         self.test_steps = schedule(config.steps, config.test_every)
         lead = () if replicas is None else (replicas,)
         shp = shapes(config)
-        # every row is written by the run, so no fill value is needed
-        self.history = {
-            name: np.empty(lead + (len(self.steps if name in TRAIN_NAMES else self.test_steps),)
-                           + shp[name])
+        # stored step-major, (T, [R,] ...), so that each record is one contiguous write; every
+        # row is written by the run, so no fill value is needed
+        self._store = {
+            name: np.empty((len(self.steps if name in TRAIN_NAMES else self.test_steps),)
+                           + lead + shp[name])
             for name in TRAIN_NAMES + TEST_NAMES
         }
-        self._lead = len(lead)
+        self._batched = bool(lead)
 
-    def _put(self, name: str, row: int, value) -> None:
-        if self._lead:
-            self.history[name][:, row] = value
-        else:
-            self.history[name][row] = value
+    @property
+    def history(self) -> dict:
+        """name -> ndarray of shape ([R,] T, ...)."""
+        if not self._batched:
+            return dict(self._store)
+        return {k: np.swapaxes(v, 0, 1) for k, v in self._store.items()}
 
     def record(self, row: int, quantities: dict) -> None:
         for name in TRAIN_NAMES:
-            self._put(name, row, quantities[name])
+            self._store[name][row] = quantities[name]
 
     def record_test(self, row: int, test_loss, test_error) -> None:
-        self._put("test_loss", row, test_loss)
-        self._put("test_error", row, test_error)
+        self._store["test_loss"][row] = test_loss
+        self._store["test_error"][row] = test_error
 
 
 def attention_by_role(S: np.ndarray, signal_position: np.ndarray) -> np.ndarray:
