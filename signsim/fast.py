@@ -127,7 +127,6 @@ def _shared_copies(flat: np.ndarray, s: int):
 
 
 def _stack_setup(config: Config, parts: list) -> tuple[_Setup, FastParams]:
-    rows = 2 * config.m_k + 1
     st = lambda k: np.stack([p[k] for p in parts])  # noqa: E731
     # active test entries of all replicas, as one block-diagonal sparse matrix
     te_r = np.concatenate([np.full(len(p["te"][0]), r) for r, p in enumerate(parts)])
