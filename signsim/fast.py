@@ -177,6 +177,64 @@ def _attend(qs, ks, Qn, Kn, vs, vn, y) -> _Attention:
     return _Attention(S11, S12, S21, S22, V1, vn, f)
 
 
+class _Forward(NamedTuple):
+    """The forward pass at the current weights, by role (what gradients and records need)."""
+
+    Qn: np.ndarray  # (R, n, m_k) <w_{Q,s}, xi_i>                          (E8)
+    Kn: np.ndarray  # (R, n, m_k) <w_{K,s}, xi_i>
+    Dn: np.ndarray  # (R, n)      <Delta, xi_i>
+    qs: np.ndarray  # (R, m_k)    <w_{Q,s}, mu>
+    ks: np.ndarray  # (R, m_k)    <w_{K,s}, mu>
+    Ds: np.ndarray  # (R,)        <Delta, mu>
+    vn: np.ndarray  # (R, n)      <v, xi_i>                                 (E11)
+    vs: np.ndarray  # (R,)        <v, mu>
+    at: _Attention
+    margin: np.ndarray  # (R, n)  y_i f_i
+    lp: np.ndarray  # (R, n)      l'_i                                      (E14)
+
+
+def _forward(setup: _Setup, params: FastParams, m_k: int, mu: float) -> _Forward:
+    """E8-E15: inner products with every noise patch and with mu, attention, output."""
+    P = np.einsum("rnks,rns->rnk", params.noise, setup.vals[:, :, 0])  # (R, n, rows)
+    Qn, Kn, Dn = P[..., :m_k], P[..., m_k:2 * m_k], P[..., 2 * m_k]
+    sig = params.sig * mu
+    qs, ks, Ds = sig[:, :m_k], sig[:, m_k:2 * m_k], sig[:, 2 * m_k]
+    vn = setup.v0n + 2.0 * Dn  # v = v(0) + 2 Delta
+    vs = setup.v0s + 2.0 * Ds
+    at = _attend(qs, ks, Qn, Kn, vs, vn, setup.y)
+    margin = setup.y * at.f
+    return _Forward(Qn, Kn, Dn, qs, ks, Ds, vn, vs, at, margin, -expit(-margin))
+
+
+def _gradients(setup: _Setup, fw: _Forward, C: np.ndarray, grad_sig: np.ndarray,
+               config: Config) -> FastParams:
+    """E16-E19 by role: G_11 = -G_12 = g1, G_21 = -G_22 = g2 (docs/model.md, section 4).
+
+    ``C`` (R, n, rows) and ``grad_sig`` (R, rows) are work buffers, overwritten."""
+    m_k, mu, at = config.m_k, config.mu_norm, fw.at
+    y = setup.y
+    y3 = y[:, :, None]  # (R, n, 1)
+    c = fw.lp * y / config.n
+    Dv = at.V1 - at.V2
+    g1 = c * at.S11 * at.S12 * Dv  # (R, n)                                  (E16)
+    g2 = c * at.S21 * at.S22 * Dv
+    dk = y3 * fw.ks[:, None] - fw.Kn  # k_{s,1} - k_{s,2}  (R, n, m_k)
+    e = g1[..., None] * (y3 * fw.qs[:, None]) + g2[..., None] * fw.Qn  # (R, n, m_k)
+    cv = c / config.m_v
+    C[..., :m_k] = g2[..., None] * dk  # W_Q, noise token                 (E17)
+    C[..., m_k:2 * m_k] = -e  # W_K, noise token                           (E18)
+    C[..., 2 * m_k] = cv * (at.S12 + at.S22)  # w_{V,+1,r}, noise token     (E19)
+    grad_sig[:, :m_k] = (g1[..., None] * dk * y3).sum(1) * mu  # coordinate 1
+    grad_sig[:, m_k:2 * m_k] = (e * y3).sum(1) * mu
+    grad_sig[:, 2 * m_k] = (cv * (at.S11 + at.S21) * y).sum(-1) * mu
+    grad_noise = C[..., None] * setup.vals  # (R, n, rows, s)
+    ov = setup.overlap
+    if ov is not None:  # a coordinate in several supports: sum the contributions
+        total = np.add.reduceat(grad_noise[ov.r, ov.i, :, ov.a], ov.starts, axis=0)
+        grad_noise[ov.r, ov.i, :, ov.a] = total[ov.group]
+    return FastParams(grad_noise, grad_sig)
+
+
 def run_fast(config: Config, seeds=None, progress=None) -> Result:
     """``run`` with the fast kernel; ``seeds`` batches replicas (leading axis R)."""
     single = seeds is None
@@ -186,67 +244,36 @@ def run_fast(config: Config, seeds=None, progress=None) -> Result:
     setup, params = _stack_setup(config, [_replica(config, tr, te, k)
                                           for (tr, te), k in zip(data, keys)])
     init = params
-    m_k, n, mu = config.m_k, config.n, config.mu_norm
-    R, rows = len(seeds), 2 * m_k + 1
-    y, vals = setup.y, setup.vals
-    y3 = y[:, :, None]  # (R, n, 1)
+    R, rows = len(seeds), 2 * config.m_k + 1
     opt = from_config(config)
     state = opt.init(params)
     tracker = Tracker(config, replicas=R)
     record_row = {int(t): k for k, t in enumerate(tracker.steps)}
     test_row = {int(t): k for k, t in enumerate(tracker.test_steps)}
-    C = np.empty((R, n, rows))  # noise-token gradient coefficient of each (sample, row)
+    C = np.empty((R, config.n, rows))  # noise-token gradient coefficient of (sample, row)
     grad_sig = np.empty((R, rows))
-    ov = setup.overlap
     every = progress_every(config.steps)
     for t in range(config.steps + 1):
         if progress is not None and t % every == 0:
             progress(t, config.steps)
-        # forward at W^(t): inner products with every noise patch and with mu   (E8, E12)
-        P = np.einsum("rnks,rns->rnk", params.noise, vals[:, :, 0])  # (R, n, rows)
-        Qn, Kn, Dn = P[..., :m_k], P[..., m_k:2 * m_k], P[..., 2 * m_k]
-        qs, ks, Ds = params.sig[:, :m_k] * mu, params.sig[:, m_k:2 * m_k] * mu, params.sig[:, 2 * m_k] * mu
-        vn = setup.v0n + 2.0 * Dn  # (R, n) <v, xi_i>
-        vs = setup.v0s + 2.0 * Ds  # (R,)  <v, mu>
-        at = _attend(qs, ks, Qn, Kn, vs, vn, y)
-        margin = y * at.f
-        lp = -expit(-margin)  # l'_i  (E14)
+        fw = _forward(setup, params, config.m_k, config.mu_norm)  # at W^(t)
         if t in record_row:
-            tracker.record(record_row[t], _quantities(setup, at, margin, lp, qs, ks, Qn, Kn,
-                                                      Dn, Ds, vs, vn))
+            tracker.record(record_row[t], _quantities(setup, fw))
         if t in test_row:
-            tracker.record_test(test_row[t], *_test_metrics(setup, params, qs, ks, vs, m_k))
+            tracker.record_test(test_row[t], *_test_metrics(setup, params, fw, config.m_k))
         if t == config.steps:
             break
-        # gradients (E16-E19), by role: G_{11} = -G_{12} = g1, G_{21} = -G_{22} = g2
-        c = lp * y / n
-        Dv = at.V1 - at.V2
-        g1 = c * at.S11 * at.S12 * Dv  # (R, n)                              (E16)
-        g2 = c * at.S21 * at.S22 * Dv
-        dk = y3 * ks[:, None] - Kn  # k_{s,1} - k_{s,2}  (R, n, m_k)
-        e = g1[..., None] * (y3 * qs[:, None]) + g2[..., None] * Qn  # (R, n, m_k)
-        cv = c / config.m_v
-        C[..., :m_k] = g2[..., None] * dk  # W_Q, noise token             (E17)
-        C[..., m_k:2 * m_k] = -e  # W_K, noise token                       (E18)
-        C[..., 2 * m_k] = cv * (at.S12 + at.S22)  # w_{V,+1,r}, noise token (E19)
-        grad_sig[:, :m_k] = (g1[..., None] * dk * y3).sum(1) * mu
-        grad_sig[:, m_k:2 * m_k] = (e * y3).sum(1) * mu
-        grad_sig[:, 2 * m_k] = (cv * (at.S11 + at.S21) * y).sum(-1) * mu
-        grad_noise = C[..., None] * vals  # (R, n, rows, s)
-        if ov is not None:  # a coordinate in several supports: sum the contributions
-            total = np.add.reduceat(grad_noise[ov.r, ov.i, :, ov.a], ov.starts, axis=0)
-            grad_noise[ov.r, ov.i, :, ov.a] = total[ov.group]
-        updates, state = opt.update(FastParams(grad_noise, grad_sig), state)
+        grads = _gradients(setup, fw, C, grad_sig, config)
+        updates, state = opt.update(grads, state)
         params = apply_updates(params, updates)
     history = tracker.history
     if single:
         history = {k: v[0] for k, v in history.items()}
-    final = _sparse_params(config, setup, params, keys, single)
-    first = _sparse_params(config, setup, init, keys, single)
     train = [d[0] for d in data]
     test = [d[1] for d in data]
     return Result(config=config, steps=tracker.steps, test_steps=tracker.test_steps,
-                  history=history, params=final, init_params=first,
+                  history=history, params=_sparse_params(config, setup, params, keys, single),
+                  init_params=_sparse_params(config, setup, init, keys, single),
                   dataset=train[0] if single else train, test_dataset=test[0] if single else test,
                   seeds=None if single else tuple(seeds))
 
@@ -254,30 +281,33 @@ def run_fast(config: Config, seeds=None, progress=None) -> Result:
 _J = np.array([1.0, -1.0])  # value heads j = +1, -1
 
 
-def _quantities(setup: _Setup, at: _Attention, margin, lp, qs, ks, Qn, Kn, Dn, Ds, vs, vn):
+def _quantities(setup: _Setup, fw: _Forward) -> dict:
     """Spec section 6 at the current step, each with a leading replica axis."""
-    y = setup.y
+    y, at = setup.y, fw.at
     y3 = y[:, :, None]
     return {
-        "query_signal": qs, "key_signal": ks,
-        "query_noise": (y3 * Qn).transpose(0, 2, 1), "key_noise": (y3 * Kn).transpose(0, 2, 1),
-        "value_signal": setup.S0V + _J[:, None] * Ds[:, None, None],
-        "value_noise": y[:, None, None, :] * (setup.P0V + _J[:, None, None] * Dn[:, None, None, :]),
-        "mean_value_signal": vs, "mean_value_noise": y * vn,
+        "query_signal": fw.qs, "key_signal": fw.ks,
+        "query_noise": (y3 * fw.Qn).transpose(0, 2, 1),
+        "key_noise": (y3 * fw.Kn).transpose(0, 2, 1),
+        "value_signal": setup.S0V + _J[:, None] * fw.Ds[:, None, None],
+        "value_noise": y[:, None, None, :] * (setup.P0V + _J[:, None, None] * fw.Dn[:, None, None, :]),
+        "mean_value_signal": fw.vs, "mean_value_noise": y * fw.vn,
         "attention": np.stack([np.stack([at.S11, at.S12], -1), np.stack([at.S21, at.S22], -1)], -2),
-        "margin": margin, "loss_derivative": lp,
-        "train_loss": np.logaddexp(0.0, -margin).mean(-1), "train_error": (margin <= 0).mean(-1),
+        "margin": fw.margin, "loss_derivative": fw.lp,
+        "train_loss": np.logaddexp(0.0, -fw.margin).mean(-1),
+        "train_error": (fw.margin <= 0).mean(-1),
     }
 
 
-def _test_metrics(setup: _Setup, params: FastParams, qs, ks, vs, m_k):
+def _test_metrics(setup: _Setup, params: FastParams, fw: _Forward, m_k: int):
     """Test loss and error: frozen part (computed once) plus the active test entries."""
     R, nt = setup.yt.shape
     theta = params.noise.transpose(0, 1, 3, 2).reshape(-1, params.noise.shape[2])  # (R n s, rows)
     active = (setup.te_matrix @ theta).reshape(R, nt, -1)  # (R, n_test, rows)
     QKt = setup.off_t + active[..., :2 * m_k]
     vt = setup.v0t + 2.0 * active[..., 2 * m_k]
-    margin = setup.yt * _attend(qs, ks, QKt[..., :m_k], QKt[..., m_k:], vs, vt, setup.yt).f
+    margin = setup.yt * _attend(fw.qs, fw.ks, QKt[..., :m_k], QKt[..., m_k:], fw.vs, vt,
+                                setup.yt).f
     return np.logaddexp(0.0, -margin).mean(-1), (margin <= 0).mean(-1)
 
 
