@@ -78,3 +78,24 @@ def test_progress_bar_is_silent_when_not_a_terminal(tmp_path):
                            "--set", "n_test=5", "--out", str(tmp_path / "r")],
                           capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stderr == ""
+
+
+def test_progress_bar_draws_on_a_terminal_only(monkeypatch):
+    import io
+
+    from signsim.cli import _Progress
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    tty = Tty()
+    monkeypatch.setattr(sys, "stderr", tty)
+    bar = _Progress(quiet=False)
+    bar(45, 100, "run fig1")
+    bar.close()
+    assert "45.0%" in tty.getvalue() and "#" * 13 in tty.getvalue()
+    quiet = Tty()
+    monkeypatch.setattr(sys, "stderr", quiet)
+    _Progress(quiet=True)(45, 100)
+    assert quiet.getvalue() == ""
