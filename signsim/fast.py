@@ -235,17 +235,23 @@ def _gradients(setup: _Setup, fw: _Forward, C: np.ndarray, grad_sig: np.ndarray,
     return FastParams(grad_noise, grad_sig)
 
 
-def run_fast(config: Config, seeds=None, progress=None) -> Result:
-    """``run`` with the fast kernel; ``seeds`` batches replicas (leading axis R)."""
-    single = seeds is None
-    seeds = [config.seed] if single else _check_seeds(seeds)
+def run_fast(config: Config, seeds=None, vary=None, progress=None) -> Result:
+    """``run`` with the fast kernel; ``seeds`` and ``vary`` batch replicas (leading axis R)."""
+    single = seeds is None and vary is None
+    configs = [config] if single else _replica_configs(config, seeds, vary)
+    seeds = [c.seed for c in configs]
     keys = np.array([init_key(s) for s in seeds], dtype=np.uint64)
-    data = [make_data(config.replace(seed=s)) for s in seeds]
-    setup, params = _stack_setup(config, [_replica(config, tr, te, k)
-                                          for (tr, te), k in zip(data, keys)])
+    data = [make_data(c) for c in configs]  # each replica its own seed and sigma_p
+    setup, params = _stack_setup(config, [_replica(c, tr, te, k)
+                                          for c, (tr, te), k in zip(configs, data, keys)])
     init = params
-    R, rows = len(seeds), 2 * config.m_k + 1
     opt = from_config(config)
+    lrs = None
+    if vary is not None and "lr" in vary:  # update at lr = 1, scaled per replica (exact)
+        opt = from_config(config.replace(lr=1.0))
+        lrs = np.array([c.lr for c in configs])
+        lr_leaves = FastParams(lrs[:, None, None, None], lrs[:, None])
+    R, rows = len(seeds), 2 * config.m_k + 1
     state = opt.init(params)
     tracker = Tracker(config, replicas=R)
     record_row = {int(t): k for k, t in enumerate(tracker.steps)}
@@ -265,6 +271,8 @@ def run_fast(config: Config, seeds=None, progress=None) -> Result:
             break
         grads = _gradients(setup, fw, C, grad_sig, config)
         updates, state = opt.update(grads, state)
+        if lrs is not None:  # (-1 * x) * lr == (-lr) * x exactly: as if run alone
+            updates = FastParams(updates.noise * lr_leaves.noise, updates.sig * lr_leaves.sig)
         params = apply_updates(params, updates)
     history = tracker.history
     if single:
@@ -275,7 +283,9 @@ def run_fast(config: Config, seeds=None, progress=None) -> Result:
                   history=history, params=_sparse_params(config, setup, params, keys, single),
                   init_params=_sparse_params(config, setup, init, keys, single),
                   dataset=train[0] if single else train, test_dataset=test[0] if single else test,
-                  seeds=None if single else tuple(seeds))
+                  seeds=None if single else tuple(seeds),
+                  varied={} if not vary else {k: np.array([getattr(c, k) for c in configs])
+                                              for k in vary})
 
 
 _J = np.array([1.0, -1.0])  # value heads j = +1, -1
@@ -334,10 +344,25 @@ def _sparse_params(config: Config, setup: _Setup, params: FastParams, keys, sing
     return out
 
 
-def _check_seeds(seeds) -> list[int]:
-    from .config import Config as _C
+VARIABLE = ("lr", "sigma_p")  # what replicas of one batch may differ in, besides the seed
 
-    out = [_C(seed=s).seed for s in seeds]  # validates each like Config.seed
-    if not out:
+
+def _replica_configs(config: Config, seeds, vary) -> list[Config]:
+    """One validated Config per replica of a batch."""
+    vary = dict(vary or {})
+    unknown = sorted(set(vary) - set(VARIABLE))
+    if unknown:
+        raise ValueError(f"The 'vary' parameter may set {list(VARIABLE)} per replica. "
+                         f"Got {unknown} instead.")
+    lengths = {k: len(v) for k, v in vary.items()}
+    if seeds is not None:
+        seeds = list(seeds)
+        lengths["seeds"] = len(seeds)
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"The 'seeds' and 'vary' sequences must have one length. Got {lengths}.")
+    R = next(iter(lengths.values()), 0)
+    if R == 0:
         raise ValueError("The 'seeds' parameter must be a non-empty sequence of ints. Got [].")
-    return out
+    seeds = seeds if seeds is not None else [config.seed] * R
+    return [config.replace(seed=seeds[r], **{k: v[r] for k, v in vary.items()})
+            for r in range(R)]

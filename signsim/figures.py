@@ -18,11 +18,15 @@ SNRS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)  # spec section 9
 DQ_OPTIMIZERS = {"signgd": 1e-3, "adam": 1e-3, "gd": 1.0}  # optimizer -> lr (spec section 9)
 
 
-def _data_quality_config(optimizer: str, snr: float):
+def _data_quality_config(optimizer: str):
     c = preset("data_quality")
-    return c.replace(optimizer=optimizer, lr=DQ_OPTIMIZERS[optimizer],
-                     sigma_p=1.0 / (snr * np.sqrt(c.s)), record_every=c.steps,
+    return c.replace(optimizer=optimizer, lr=DQ_OPTIMIZERS[optimizer], record_every=c.steps,
                      test_every=c.steps)
+
+
+def _sigma_p(snr: float, s: int) -> float:
+    """sigma_p = 1 / (SNR sqrt(s)) with mu_norm = 1 (E5)."""
+    return 1.0 / (snr * np.sqrt(s))
 
 
 def runs_for(name: str, *, seeds=(0, 1, 2, 3, 4), progress=None) -> list[Result]:
@@ -32,11 +36,14 @@ def runs_for(name: str, *, seeds=(0, 1, 2, 3, 4), progress=None) -> list[Result]
     elif name == "fig2":
         plan = [("fig2 SignGD", lambda p: run("fig1", progress=p)),
                 ("fig2 Adam", lambda p: run("fig2", progress=p))]
-    elif name == "data-quality":
-        plan = [(f"{opt} SNR {snr:g}",
-                 lambda p, opt=opt, snr=snr: run(_data_quality_config(opt, snr),
-                                                 seeds=list(seeds), progress=p))
-                for opt in DQ_OPTIMIZERS for snr in SNRS]
+    elif name == "data-quality":  # one batch per optimizer: every (SNR, seed) a replica
+        s = preset("data_quality").s
+        grid = [(snr, seed) for snr in SNRS for seed in seeds]
+        plan = [(f"{opt}, {len(grid)} replicas",
+                 lambda p, opt=opt: run(_data_quality_config(opt), seeds=[g[1] for g in grid],
+                                        vary={"sigma_p": [_sigma_p(g[0], s) for g in grid]},
+                                        progress=p))
+                for opt in DQ_OPTIMIZERS]
     else:
         raise ValueError(f"The figure name must be one of {list(FIGURES)}. Got {name!r} instead.")
     out = []
@@ -52,11 +59,15 @@ def runs_for(name: str, *, seeds=(0, 1, 2, 3, 4), progress=None) -> list[Result]
 
 
 def _data_quality_table(results: list[Result]) -> dict:
-    """optimizer -> (snrs, final test losses of shape (k, replicas)), from saved or fresh runs."""
-    rows: dict[str, dict[float, np.ndarray]] = {}
+    """optimizer -> (snrs, final test losses of shape (k, replicas)), from saved or fresh runs
+    (single runs, batches over seeds, or batches that vary sigma_p)."""
+    rows: dict[str, dict[float, list]] = {}
     for r in results:
-        losses = np.atleast_2d(r.history["test_loss"])[..., -1]  # (replicas,) or (1,)
-        rows.setdefault(r.config.optimizer, {})[round(r.config.snr, 12)] = np.ravel(losses)
+        losses = np.atleast_2d(r.history["test_loss"])[:, -1]  # (replicas,)
+        sigma_p = np.asarray(r.varied.get("sigma_p", [r.config.sigma_p] * len(losses)))
+        for loss, sp in zip(losses, sigma_p):
+            snr = round(r.config.replace(sigma_p=float(sp)).snr, 12)
+            rows.setdefault(r.config.optimizer, {}).setdefault(snr, []).append(loss)
     table = {}
     for opt, by_snr in rows.items():
         snrs = sorted(by_snr)

@@ -223,6 +223,6 @@ def data_quality_figure(table: dict, *, band=(0, 100)):
     ax.set_xlabel("SNR = mu_norm / (sigma_p sqrt(s))")
     ax.set_ylabel("test loss after training")
     ax.set_title("Data quality: sign-based optimizers need cleaner data", fontsize=10)
-    ax.legend(loc="center right", title=f"median, band: {band[0]}-{band[1]} percentile over seeds", fontsize=8,
+    ax.legend(loc="center", bbox_to_anchor=(0.45, 0.72), title=f"median, band: {band[0]}-{band[1]} percentile over seeds", fontsize=8,
               title_fontsize=8)
     return fig

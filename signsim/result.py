@@ -39,6 +39,8 @@ class Result:
     dataset, test_dataset : Dataset (or a list of them, one per replica)
     seeds : tuple of int or None
         The replica seeds of a batched run, None for a single run.
+    varied : dict of str to ndarray
+        Per-replica values of the fields a batch varied (``run(..., vary=...)``), else empty.
     """
 
     config: Config
@@ -50,7 +52,7 @@ class Result:
     dataset: object
     test_dataset: object
     seeds: tuple | None = None
-    meta: dict = field(default_factory=dict)
+    varied: dict = field(default_factory=dict)
 
     @property
     def replicas(self) -> int | None:
@@ -68,6 +70,8 @@ class Result:
                   "steps": self.steps, "test_steps": self.test_steps}
         if self.seeds is not None:
             arrays["seeds"] = np.array(self.seeds, dtype=np.int64)
+        for name, values in self.varied.items():
+            arrays[f"varied.{name}"] = np.asarray(values)
         for name, value in self.history.items():
             arrays[f"history.{name}"] = value
         for prefix, params in (("params", self.params), ("init_params", self.init_params)):
@@ -135,5 +139,5 @@ def load(path) -> Result:
         init_params=_params_from_arrays(_group(arrays, "init_params")),
         dataset=_data_from_arrays(_group(arrays, "dataset")),
         test_dataset=_data_from_arrays(_group(arrays, "test_dataset")),
-        seeds=seeds,
+        seeds=seeds, varied=_group(arrays, "varied"),
     )

@@ -32,7 +32,7 @@ def resolve_config(config=None, **overrides) -> Config:
                     f"Got {type(config).__name__} instead.")
 
 
-def run(config=None, *, seeds=None, progress=None, **overrides) -> Result:
+def run(config=None, *, seeds=None, vary=None, progress=None, **overrides) -> Result:
     """Train the two-layer transformer of the spec and record its dynamics.
 
     Parameters
@@ -43,6 +43,11 @@ def run(config=None, *, seeds=None, progress=None, **overrides) -> Result:
     seeds : sequence of int, optional
         Run one replica per seed in one vectorised pass (fast kernel only); every history
         array then gains a leading replica axis. Replica r equals ``run(config, seed=seeds[r])``.
+    vary : dict, optional
+        Per-replica values of ``lr`` and/or ``sigma_p`` (sequences of one length R), batched
+        like ``seeds`` (fast kernel only; all replicas use ``config.seed`` unless ``seeds``
+        gives R seeds). Replica r equals ``run(config, seed=..., lr=vary["lr"][r], ...)``
+        bit for bit; ``Result.varied`` keeps the values.
     progress : callable, optional
         Called as ``progress(t, steps)`` about a hundred times over the run (for a bar).
     **overrides
@@ -54,13 +59,13 @@ def run(config=None, *, seeds=None, progress=None, **overrides) -> Result:
     """
     config = resolve_config(config, **overrides)
     if config.kernel == "dense":
-        if seeds is not None:
-            raise ValueError("The 'seeds' parameter needs kernel='fast'; the dense reference "
-                             "runs one seed at a time. Got kernel='dense'.")
+        if seeds is not None or vary is not None:
+            raise ValueError("The 'seeds' and 'vary' parameters need kernel='fast'; the dense "
+                             "reference runs one configuration at a time. Got kernel='dense'.")
         return _run_dense(config, progress)
     from .fast import run_fast
 
-    return run_fast(config, seeds=seeds, progress=progress)
+    return run_fast(config, seeds=seeds, vary=vary, progress=progress)
 
 
 def dense_test_metrics(params: Params, test: Dataset, chunk: int = 100) -> tuple[float, float]:

@@ -119,3 +119,40 @@ def test_bad_seeds_are_rejected():
         signsim.run(seeds=[1, -2])
     with pytest.raises(ValueError, match="kernel='fast'"):
         signsim.run(seeds=[1, 2], kernel="dense")
+
+
+@pytest.mark.parametrize("optimizer", ["signgd", "adam", "gd"])
+def test_replicas_varying_lr_and_sigma_p_are_bit_identical_to_their_runs_alone(optimizer):
+    config = signsim.Config(optimizer=optimizer, lr=LR[optimizer], **OVERLAP)
+    lrs = [LR[optimizer], LR[optimizer] / 3, LR[optimizer] * 2]
+    sigmas = [2.0, 0.7, 5.0]
+    batch = signsim.run(config, seeds=[4, 4, 9], vary={"lr": lrs, "sigma_p": sigmas})
+    assert_array_equal(batch.varied["lr"], lrs)
+    for r, (seed, lr, sp) in enumerate(zip([4, 4, 9], lrs, sigmas)):
+        alone = signsim.run(config, seed=seed, lr=lr, sigma_p=sp)
+        for name in alone.history:
+            assert_array_equal(batch.history[name][r], alone.history[name], err_msg=name)
+    # a batch over sigma_p alone keeps config.seed for every replica
+    only = signsim.run(config, vary={"sigma_p": sigmas})
+    assert only.seeds == (config.seed,) * 3
+    assert_array_equal(only.history["margin"][1],
+                       signsim.run(config, sigma_p=0.7).history["margin"])
+
+
+def test_varied_batches_save_and_load(tmp_path):
+    r = signsim.run(vary={"lr": [1e-3, 2e-3]}, **OVERLAP)
+    back = signsim.load(r.save(tmp_path / "v"))
+    assert_array_equal(back.varied["lr"], [1e-3, 2e-3])
+    assert back.seeds == r.seeds
+
+
+@pytest.mark.parametrize("kw,text", [
+    ({"vary": {"beta1": [0.5]}}, "'vary'"),
+    ({"vary": {"lr": [1e-3, 2e-3]}, "seeds": [1, 2, 3]}, "one length"),
+    ({"vary": {"lr": [1e-3, -1.0]}}, "'lr'"),
+    ({"vary": {"lr": []}}, "non-empty"),
+    ({"vary": {"lr": [1e-3]}, "kernel": "dense"}, "kernel='fast'"),
+])
+def test_bad_vary_is_rejected(kw, text):
+    with pytest.raises(ValueError, match=text):
+        signsim.run(**OVERLAP, **kw)
