@@ -161,7 +161,7 @@ def replica_section(fig1) -> None:
     print("\n3. batched replicas of fig1 (one vectorised pass)")
     one = None
     for R in (1, 10, 100):
-        wall = timed(lambda: signsim.run(fig1, seeds=list(range(R))), 1 if R == 100 else 2)
+        wall = timed(lambda R=R: signsim.run(fig1, seeds=list(range(R))), 1 if R == 100 else 2)
         one = wall if R == 1 else one
         print(f"   {R:3d} replicas: {wall:8.3f} s  {wall / R:7.4f} s per replica  "
               f"{wall / one:6.1f} x one")

@@ -1,5 +1,6 @@
 """Config: validation at the boundary (every bad value names field, range and value), presets."""
 
+import dataclasses
 import math
 
 import pytest
@@ -52,7 +53,7 @@ def test_numpy_scalars_are_accepted_and_normalised():
 
 def test_config_is_frozen_and_replace_validates():
     c = Config()
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         c.lr = 1.0  # type: ignore[misc]
     assert c.replace(lr=2e-4).lr == 2e-4 and c.lr == 1e-4
     with pytest.raises(ValueError, match="'lr'"):
