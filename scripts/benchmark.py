@@ -20,6 +20,7 @@ import time
 import numpy as np
 
 import signsim
+from signsim.fast import resolve_workers
 
 
 def timed(fn, repeat: int) -> float:
@@ -124,7 +125,7 @@ def main() -> None:
     if args.only in (None, "d"):
         d_section(args)
     if args.only in (None, "replicas"):
-        replica_section(fig1)
+        replica_section(fig1, max(3, args.repeat // 2))
 
 
 def fig1_section(fig1, fast, args) -> None:
@@ -157,14 +158,19 @@ def d_section(args) -> None:
         print(f"   d = 1e{int(np.log10(d))}: {wall:7.3f} s  peak RSS {rss:7.1f} MiB  {ratio}")
 
 
-def replica_section(fig1) -> None:
-    print("\n3. batched replicas of fig1 (one vectorised pass)")
+def replica_section(fig1, repeat: int) -> None:
+    print("\n3. batched replicas of fig1 (run(fig1, seeds=range(R), workers=W); "
+          "W = default is signsim.fast.resolve_workers)")
     one = None
     for R in (1, 10, 100):
-        wall = timed(lambda R=R: signsim.run(fig1, seeds=list(range(R))), 1 if R == 100 else 2)
-        one = wall if R == 1 else one
-        print(f"   {R:3d} replicas: {wall:8.3f} s  {wall / R:7.4f} s per replica  "
-              f"{wall / one:6.1f} x one")
+        auto = resolve_workers(None, R)
+        for workers in sorted({1, auto}):
+            wall = timed(lambda R=R, w=workers: signsim.run(fig1, seeds=list(range(R)), workers=w),
+                         repeat)
+            one = wall if R == 1 else one
+            label = f"{workers}{' (default)' if workers == auto else ''}"
+            print(f"   {R:3d} replicas, W = {label:12s} {wall:8.3f} s  {wall / R:7.4f} s per "
+                  f"replica  {wall / one:6.1f} x one")
 
 
 if __name__ == "__main__":

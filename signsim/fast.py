@@ -1,31 +1,45 @@
 """The fast kernel: the same dynamics as the dense reference, on the active coordinates only.
 
 Why it is exact (spec section 5): every gradient row is a combination of the training
-patches, so only the coordinates of U = {coordinate 1} + the training supports ever move. This
-kernel stores the weights at those coordinates in a *sample-major* layout,
+patches, so only the coordinates of U = {coordinate 1} + the training supports ever move.
 
-    theta[r, i, row, a] = w_row[B_i[a]]      (R, n, rows, s)      rows = W_Q, W_K, Delta
-    sig[r, row]         = w_row[coordinate 1] (R, rows)
+What every step needs from the weights is, for each row (W_Q rows, W_K rows, the value row
+Delta below) and each training sample i, the inner product P[i, row] = <w_row, xi_i>, and
+the weights at coordinate 1. The gradient at a coordinate k of B_i that no other support
+holds is C[i, row] * xi_i[k] (E17-E19, noise token), one coefficient per (sample, row).
+Two layouts keep the weights:
 
-so that <w_row, xi_i> is a contiguous multiply-and-sum and the gradient at B_i[a] is a
-broadcast, with no gather or scatter and nothing of size d. A coordinate in several supports
-has one copy per sample; its gradient contributions are summed (in sample order) and written
-to every copy, so the copies stay bit-equal and overlapping supports stay exact.
+* **per sample** (SignGD, GD). Each step moves such a coordinate by
+  ``lr * dir(C[i, row]) * b_i[k]`` with ``b = sign(xi)`` and ``dir = -sign`` under SignGD
+  (E20) and ``b = xi``, ``dir = -identity`` under GD (E22). So
+  ``w_row[k](t) = w_row[k](0) + lr * N[i, row](t) * b_i[k]`` with one running sum N per
+  (sample, row), and ``P = P(0) + lr * N * sum_k b_i[k] xi_i[k]``: the work per step is
+  O(n m), not O(n s m). Coordinates held by several supports (expected n^2 s^2 / (2 d))
+  keep their own weight, with the gradient contributions summed in sample order.
+* **per coordinate** (Adam, whose eps does not factor out of the update). The weights at
+  each sample's support are stored sample-major, ``theta[r, i, row, a] = w_row[B_i[a]]``
+  (R, n, rows, s), with one copy per sample of a shared coordinate; its contributions are
+  summed and written to every copy, so the copies stay bit-equal.
 
 The value layer: E19 gives every row w_{V,j,r} the gradient j g (the same g for all r), and
 SignGD, Adam and GD all map g -> -g to an opposite update, so
-w_{V,j,r}(t) = w_{V,j,r}(0) + j Delta(t) with one trained row Delta (row 2 m_k). The init
-products <w_{V,j,r}(0), xi_i> are computed once.
+w_{V,j,r}(t) = w_{V,j,r}(0) + j Delta(t) with one trained row Delta (row 2 m_k) and
+v = v(0) + 2 Delta (E11). The init products <w_{V,j,r}(0), xi_i> are computed once.
 
 The tokens are handled by role (1 = signal y_i mu, 2 = noise xi_i): the network has no
 positional information (E4), so the position of the signal token changes nothing.
 
-Test predictions: <w_row(t), xi> = (init part off U, computed once) + (current part on U,
-gathered from theta for the few test coordinates that are in U).
+Test predictions: <w_row(t), xi> = (a frozen init part, computed once) + (a sparse matrix of
+the few test coordinates in U) @ (the state of the layout).
+
+Learning rates: the optimizer runs at lr = 1 and the kernel multiplies by each replica's lr;
+``(-1 * x) * lr == (-lr) * x`` exactly, so replicas that differ in lr (``vary``) are
+bit-identical to their runs alone.
 """
 
 from __future__ import annotations
 
+import os
 from typing import NamedTuple
 
 import numpy as np
@@ -34,21 +48,102 @@ from scipy.special import expit
 
 from .config import Config
 from .data import make_data
-from .optim import apply_updates, from_config
+from .optim import from_config
 from .result import Result
 from .rng import init_key, init_normals
 from .sparse import SparseParams
 from .tracker import Tracker, progress_every
 
-__all__ = ["run_fast", "FastParams"]
+__all__ = ["run_fast", "layout_of", "resolve_workers"]
 
 
-class FastParams(NamedTuple):
-    """Trainable state of the fast kernel (see module docstring)."""
+def layout_of(optimizer: str) -> str:
+    """The weight layout the fast kernel uses for an optimizer (module docstring)."""
+    return "coordinate" if optimizer == "adam" else "sample"
 
-    noise: np.ndarray  # (R, n, rows, s): weights at each sample's support
-    sig: np.ndarray  # (R, rows): weights at coordinate 1
 
+class _Common(NamedTuple):
+    """Constants of a batch of R replicas used by both layouts."""
+
+    y: np.ndarray  # (R, n)
+    yP0V: np.ndarray  # (R, 2, m_v, n) <w_{V,j,r}(0), y_i xi_i>
+    S0V: np.ndarray  # (R, 2, m_v) <w_{V,j,r}(0), mu>
+    v0n: np.ndarray  # (R, n) <v(0), xi_i>
+    v0s: np.ndarray  # (R,) <v(0), mu>
+    test: "_TestSet"
+    lr: np.ndarray  # (R,) learning rate of each replica
+
+
+# ---------------------------------------------------------------- setup of one replica
+
+def _replica(config: Config, train, test, key, layout: str) -> dict:
+    """Everything one replica needs, in O((n + n_test) s m) time and memory."""
+    m_k, m_v, mu = config.m_k, config.m_v, config.mu_norm
+    n, s = train.noise_index.shape
+    t_val = test.noise_value
+    # the coordinates that matter: 1 (index 0), the training and the test supports; every
+    # coordinate is addressed below by its column in `needed`
+    needed, col = np.unique(np.concatenate([[0], train.noise_index.ravel(),
+                                            test.noise_index.ravel()]), return_inverse=True)
+    tn = col[1:1 + n * s].reshape(n, s)  # (n, s) column of each training slot
+    tt = col[1 + n * s:].reshape(-1, s)  # (n_test, s)
+    W_Q, W_K, W_V = init_normals(key, needed, m_k, m_v, config.sigma_0)  # (E13)
+    W0 = np.concatenate([W_Q, W_K, np.zeros((1, len(needed)))])  # (rows, c); Delta(0) = 0
+    v0 = W_V[0].mean(axis=0) - W_V[1].mean(axis=0)  # (c,)  (E11)
+    count = np.bincount(tn.ravel(), minlength=len(needed))  # training supports holding it
+    in_U = count > 0
+    in_U[0] = True  # coordinate 1 is column 0
+    U_cols = np.flatnonzero(in_U)
+    slot_of = np.zeros(len(needed), np.int64)
+    cols, first = np.unique(tn.ravel(), return_index=True)
+    slot_of[cols] = first  # the first training slot holding each column of U
+    shared = count[tn.ravel()] > 1  # (n s,) slots whose coordinate is in several supports
+    out = dict(y=train.y, vals=train.noise_value, P0V=(W_V[:, :, tn] * train.noise_value).sum(-1),
+               S0V=W_V[:, :, 0] * mu, v0n=(v0[tn] * train.noise_value).sum(-1),
+               v0s=v0[0] * mu, yt=test.y, v0t=(v0[tt] * t_val).sum(-1), coords=needed[U_cols],
+               rep=np.stack(np.divmod(slot_of[U_cols[1:]], s), axis=1), W0_U=W0[:, U_cols],
+               W0V_U=W_V[:, :, U_cols], sig=W0[:, 0].copy())
+    # test coordinates inside U: (test sample, its slot) -> a training slot holding it
+    j_e, a_e = np.nonzero(in_U[tt])
+    t_cols = tt[j_e, a_e]
+    slot = slot_of[t_cols]
+    frozen = W0[:2 * m_k, tt]  # (2 m_k, n_test, s)
+    if layout == "coordinate":
+        theta = W0[:, tn].transpose(1, 0, 2).copy()  # (n, rows, s)
+        out.update(theta=theta,
+                   off_t=np.einsum("kns,ns->nk", frozen, np.where(in_U[tt], 0.0, t_val)),
+                   test_entries=(j_e, slot, t_val[j_e, a_e]),
+                   shared=(*np.divmod(np.flatnonzero(shared), s), tn.ravel()[shared]))
+        return out
+    # per-sample layout
+    excl = ~shared.reshape(n, s)
+    if config.optimizer == "signgd":
+        b = np.sign(train.noise_value)
+    else:
+        b = train.noise_value.copy()
+    b[~excl] = 0.0
+    out["B"] = (b * train.noise_value).sum(-1)  # (n,): sum over exclusive k of b_i[k] xi_i[k]
+    out["P0"] = np.einsum("kns,ns->nk", W0[:, tn], train.noise_value * excl)  # (n, rows)
+    pos = np.flatnonzero(shared)
+    group_cols = np.flatnonzero(count > 1)  # one group per shared coordinate, in column order
+    group_of = np.zeros(len(needed), np.int64)
+    group_of[group_cols] = np.arange(len(group_cols))
+    out["copies"] = (*np.divmod(pos, s), group_of[tn.ravel()[pos]])  # (i, a, group)
+    out["group_in_U"] = np.searchsorted(U_cols, group_cols)  # position of each group in U
+    out["wsh"] = W0[:, group_cols].T.copy()  # (G, rows)
+    out["off_t"] = np.einsum("kns,ns->nk", frozen, np.where(count[tt] > 1, 0.0, t_val))
+    # exclusive test coordinate: b at its training slot times the test value -> column i;
+    # shared: the test value -> column of its group (numbered across the batch later)
+    t_shared = count[t_cols] > 1
+    ex = ~t_shared
+    i_slot, a_slot = np.divmod(slot[ex], s)
+    out["test_excl"] = (j_e[ex], i_slot, b[i_slot, a_slot] * t_val[j_e[ex], a_e[ex]])
+    out["test_shared"] = (j_e[t_shared], group_of[t_cols[t_shared]],
+                          t_val[j_e[t_shared], a_e[t_shared]])
+    return out
+
+
+# ---------------------------------------------------------------- the two layouts
 
 class _Overlap(NamedTuple):
     """Copies of coordinates shared by several supports, sorted by (replica, coordinate, i)."""
@@ -60,98 +155,131 @@ class _Overlap(NamedTuple):
     group: np.ndarray  # (c,) group of each copy
 
 
-class _Setup(NamedTuple):
-    """Constants of a batch of R replicas (fixed for the whole run)."""
-
-    y: np.ndarray  # (R, n)
-    vals: np.ndarray  # (R, n, 1, s) noise values xi_i[B_i[a]]
-    P0V: np.ndarray  # (R, 2, m_v, n) <w_{V,j,r}(0), xi_i>
-    S0V: np.ndarray  # (R, 2, m_v) <w_{V,j,r}(0), mu>
-    v0n: np.ndarray  # (R, n) <v(0), xi_i>
-    v0s: np.ndarray  # (R,) <v(0), mu>
-    overlap: _Overlap | None
-    yt: np.ndarray  # (R, n_test)
-    off_t: np.ndarray  # (R, n_test, 2 m_k) <w_row(0), xi> over test coordinates outside U
-    v0t: np.ndarray  # (R, n_test) <v(0), xi>
-    te_matrix: object  # CSR (R n_test, R n s): test noise value of each test coordinate in U,
-    #                    at the theta slot (replica, sample, slot) holding that coordinate
-    coords: list  # per replica: U sorted (coordinate 0 first)
-    rep: list  # per replica: (i, a) of one copy of each coordinate of U but coordinate 0
-    W0V_U: list  # per replica: (2, m_v, |U|) initial value weights on U
+class CoordinateParams(NamedTuple):
+    noise: np.ndarray  # (R, n, rows, s): weights at each sample's support
+    sig: np.ndarray  # (R, rows): weights at coordinate 1
 
 
-def _replica(config: Config, train, test, key):
-    """Everything one replica needs, in O((n + n_test) s m) time and memory."""
-    m_k, m_v, mu = config.m_k, config.m_v, config.mu_norm
-    flat = train.noise_index.ravel()  # (n s,) coordinate of each slot
-    U = np.unique(np.concatenate([[0], flat]))
-    t_idx = test.noise_index
-    needed = np.union1d(U, t_idx.ravel())
-    W_Q, W_K, W_V = init_normals(key, needed, m_k, m_v, config.sigma_0)  # (E13)
-    col = lambda coords: np.searchsorted(needed, coords)  # noqa: E731 (column in `needed`)
-    c0 = col(0)
-    QK = np.concatenate([W_Q, W_K])  # (2 m_k, c)
-    n, s = train.noise_index.shape
-    tn = col(train.noise_index)  # (n, s)
-    theta = np.zeros((n, 2 * m_k + 1, s))
-    theta[:, :2 * m_k] = QK[:, tn].transpose(1, 0, 2)  # Delta row starts at 0
-    sig = np.concatenate([QK[:, c0], [0.0]])
-    v0 = W_V[0].mean(axis=0) - W_V[1].mean(axis=0)  # (c,)  (E11)
-    P0V = (W_V[:, :, tn] * train.noise_value).sum(-1)  # (2, m_v, n)
-    # first slot holding each coordinate of U (coordinate 0 excluded)
-    order = np.argsort(flat, kind="stable")
-    first = order[np.r_[True, flat[order][1:] != flat[order][:-1]]]
-    rep = np.stack(np.divmod(first, s), axis=1)  # (|U| - 1, 2): (i, a)
-    # test coordinates: inside U -> read theta at a copy; outside -> frozen init
-    tt = col(t_idx)  # (n_test, s)
-    inU = np.isin(t_idx, U)
-    off_t = (QK[:, tt] * np.where(inU, 0.0, test.noise_value)).sum(-1).T  # (n_test, 2 m_k)
-    v0t = (v0[tt] * test.noise_value).sum(-1)
-    j_e, a_e = np.nonzero(inU)
-    slot = first[np.searchsorted(flat[first], t_idx[j_e, a_e])]
-    te = (j_e, *np.divmod(slot, s), test.noise_value[j_e, a_e])
-    shared = _shared_copies(flat, s)
-    return dict(theta=theta, sig=sig, y=train.y, vals=train.noise_value, P0V=P0V,
-                S0V=W_V[:, :, c0] * mu, v0n=(v0[tn] * train.noise_value).sum(-1),
-                v0s=v0[c0] * mu, yt=test.y, off_t=off_t, v0t=v0t, te=te, shared=shared,
-                coords=U, rep=rep, W0V_U=W_V[:, :, col(U)])
+class _CoordinateLayout:
+    """Per-coordinate weights (module docstring); any optimizer, used for Adam."""
+
+    def __init__(self, config: Config, parts: list, R: int):
+        n, s, nt = config.n, config.s, config.n_test
+        self.vals = np.stack([p["vals"] for p in parts])[:, :, None, :]  # (R, n, 1, s)
+        self.params = CoordinateParams(np.stack([p["theta"] for p in parts]),
+                                       np.stack([p["sig"] for p in parts]))
+        # active test entries of all replicas, as one block-diagonal sparse matrix
+        rr = np.concatenate([np.full(len(p["test_entries"][0]), r) for r, p in enumerate(parts)])
+        j, slot, val = (np.concatenate([p["test_entries"][k] for p in parts]) for k in range(3))
+        self.test_matrix = _csr(val, rr * nt + j, rr * n * s + slot, (R * nt, R * n * s))
+        self.column_replica = np.repeat(np.arange(R), n * s)
+        sh = [p["shared"] for p in parts]
+        sh_r = np.concatenate([np.full(len(x[0]), r) for r, x in enumerate(sh)])
+        sh_i, sh_a, sh_c = (np.concatenate([x[k] for x in sh]) for k in range(3))
+        self.overlap = None
+        if sh_r.size:
+            o = np.lexsort((sh_i, sh_c, sh_r))
+            sh_r, sh_i, sh_a, sh_c = sh_r[o], sh_i[o], sh_a[o], sh_c[o]
+            new = np.r_[True, (sh_c[1:] != sh_c[:-1]) | (sh_r[1:] != sh_r[:-1])]
+            self.overlap = _Overlap(sh_r, sh_i, sh_a, np.flatnonzero(new), np.cumsum(new) - 1)
+
+    def inner(self, params: CoordinateParams) -> np.ndarray:
+        return np.einsum("rnks,rns->rnk", params.noise, self.vals[:, :, 0])  # (R, n, rows)
+
+    def gradients(self, C: np.ndarray, grad_sig: np.ndarray) -> CoordinateParams:
+        grad_noise = C[..., None] * self.vals  # (R, n, rows, s)
+        ov = self.overlap
+        if ov is not None:  # a coordinate in several supports: sum the contributions
+            total = np.add.reduceat(grad_noise[ov.r, ov.i, :, ov.a], ov.starts, axis=0)
+            grad_noise[ov.r, ov.i, :, ov.a] = total[ov.group]
+        return CoordinateParams(grad_noise, grad_sig)
+
+    def apply(self, params, direction, lr):
+        return CoordinateParams(params.noise + direction.noise * lr[:, None, None, None],
+                                params.sig + direction.sig * lr[:, None])
+
+    def test_state(self, params, lr) -> np.ndarray:
+        return params.noise.transpose(0, 1, 3, 2).reshape(-1, params.noise.shape[2])
+
+    def weights_on_U(self, params, r: int, rep: np.ndarray, W0_U: np.ndarray) -> np.ndarray:
+        out = np.empty_like(W0_U)
+        out[:, 0] = params.sig[r]
+        out[:, 1:] = params.noise[r, rep[:, 0], :, rep[:, 1]].T
+        return out
 
 
-def _shared_copies(flat: np.ndarray, s: int):
-    """(i, a, coordinate) of every slot whose coordinate is in more than one support."""
-    values, counts = np.unique(flat, return_counts=True)
-    mask = np.isin(flat, values[counts > 1])
-    pos = np.flatnonzero(mask)
-    i, a = np.divmod(pos, s)
-    return i, a, flat[pos]
+class SampleParams(NamedTuple):
+    N: np.ndarray  # (R, n, rows): running sum of update directions of each (sample, row)
+    sig: np.ndarray  # (R, rows): weights at coordinate 1
+    shared: np.ndarray  # (G, rows): weights at the coordinates in several supports
 
 
-def _stack_setup(config: Config, parts: list) -> tuple[_Setup, FastParams]:
-    st = lambda k: np.stack([p[k] for p in parts])  # noqa: E731
-    # active test entries of all replicas, as one block-diagonal sparse matrix
-    te_r = np.concatenate([np.full(len(p["te"][0]), r) for r, p in enumerate(parts)])
-    te_j, te_i, te_a, te_val = (np.concatenate([p["te"][k] for p in parts]) for k in range(4))
-    n, s, nt = config.n, config.s, config.n_test
-    te_matrix = csr_matrix((te_val, (te_r * nt + te_j, (te_r * n + te_i) * s + te_a)),
-                           shape=(len(parts) * nt, len(parts) * n * s))
-    te_matrix.sort_indices()  # rows summed in slot order, the same in any batch
-    # shared coordinates: sort copies by (replica, coordinate, sample) and group them
-    sh_r = np.concatenate([np.full(len(p["shared"][0]), r) for r, p in enumerate(parts)])
-    sh_i, sh_a, sh_c = (np.concatenate([p["shared"][k] for p in parts]) for k in range(3))
-    overlap = None
-    if sh_r.size:
-        o = np.lexsort((sh_i, sh_c, sh_r))
-        sh_r, sh_i, sh_a, sh_c = sh_r[o], sh_i[o], sh_a[o], sh_c[o]
-        new = np.r_[True, (sh_c[1:] != sh_c[:-1]) | (sh_r[1:] != sh_r[:-1])]
-        overlap = _Overlap(sh_r, sh_i, sh_a, np.flatnonzero(new), np.cumsum(new) - 1)
-    setup = _Setup(
-        y=st("y"), vals=st("vals")[:, :, None, :], P0V=st("P0V"), S0V=st("S0V"), v0n=st("v0n"),
-        v0s=st("v0s"), overlap=overlap, yt=st("yt"), off_t=st("off_t"), v0t=st("v0t"),
-        te_matrix=te_matrix,
-        coords=[p["coords"] for p in parts], rep=[p["rep"] for p in parts],
-        W0V_U=[p["W0V_U"] for p in parts])
-    return setup, FastParams(st("theta"), st("sig"))
+class _SampleLayout:
+    """Per-(sample, row) running sums (module docstring); SignGD and GD."""
 
+    def __init__(self, config: Config, parts: list, R: int):
+        n, nt = config.n, config.n_test
+        self.P0 = np.stack([p["P0"] for p in parts])  # (R, n, rows)
+        self.B = np.stack([p["B"] for p in parts])[:, :, None]  # (R, n, 1)
+        G_r = [len(p["wsh"]) for p in parts]
+        self.goff = goff = np.r_[0, np.cumsum(G_r)]  # replica r's groups: goff[r]:goff[r+1]
+        self.params = SampleParams(np.zeros_like(self.P0), np.stack([p["sig"] for p in parts]),
+                                   np.concatenate([p["wsh"] for p in parts]))
+        cat = lambda key, k: np.concatenate([p[key][k] for p in parts])  # noqa: E731
+        rep = lambda key: np.concatenate(  # noqa: E731
+            [np.full(len(p[key][0]), r) for r, p in enumerate(parts)])
+        # test matrix columns: R n per-sample sums, then the G shared weights
+        ex_r, sh_r = rep("test_excl"), rep("test_shared")
+        rows = np.r_[ex_r * nt + cat("test_excl", 0), sh_r * nt + cat("test_shared", 0)]
+        cols = np.r_[ex_r * n + cat("test_excl", 1), R * n + goff[sh_r] + cat("test_shared", 1)]
+        vals = np.r_[cat("test_excl", 2), cat("test_shared", 2)]
+        self.test_matrix = _csr(vals, rows, cols, (R * nt, R * n + goff[-1]))
+        self.column_replica = np.r_[np.repeat(np.arange(R), n), np.repeat(np.arange(R), G_r)]
+        # coordinates in several supports: G weights; copy (r, i, group) has value xi_i there
+        self.shared = None
+        c_r = rep("copies")
+        if c_r.size:
+            c_i, c_g = cat("copies", 0), cat("copies", 2) + goff[c_r]
+            c_val = np.stack([p["vals"] for p in parts])[c_r, c_i, cat("copies", 1)]
+            # gradient of a shared weight: sum over its copies of C[r, i] xi_i, in sample order
+            self.to_groups = _csr(c_val, c_g, c_r * n + c_i, (goff[-1], R * n))
+            # its part of P[r, i]: sum over the copies of sample i of weight * xi_i
+            self.to_samples = _csr(c_val, c_r * n + c_i, c_g, (R * n, goff[-1]))
+            self.shared = True
+            self.group_replica = np.repeat(np.arange(R), G_r)
+
+    def inner(self, params: SampleParams, lrB: np.ndarray) -> np.ndarray:
+        P = self.P0 + params.N * lrB
+        if self.shared is not None:
+            P += (self.to_samples @ params.shared).reshape(P.shape)
+        return P
+
+    def gradients(self, C: np.ndarray, grad_sig: np.ndarray) -> SampleParams:
+        if self.shared is None:
+            g_sh = np.zeros((0, C.shape[-1]))
+        else:
+            g_sh = self.to_groups @ C.reshape(-1, C.shape[-1])
+        return SampleParams(C, grad_sig, g_sh)
+
+    def apply(self, params, direction, lr):
+        shared = params.shared
+        if self.shared is not None:
+            shared = shared + direction.shared * lr[self.group_replica][:, None]
+        return SampleParams(params.N + direction.N, params.sig + direction.sig * lr[:, None],
+                            shared)
+
+    def test_state(self, params, lr) -> np.ndarray:
+        steps = (params.N * lr[:, None, None]).reshape(-1, params.N.shape[-1])
+        return np.concatenate([steps, params.shared])
+
+
+def _csr(values, rows, cols, shape) -> csr_matrix:
+    m = csr_matrix((values, (rows, cols)), shape=shape)
+    m.sort_indices()  # rows summed in column order, the same in any batch
+    return m
+
+
+# ---------------------------------------------------------------- forward and gradients
 
 class _Attention(NamedTuple):
     S11: np.ndarray  # (R, N) signal query on signal key
@@ -193,67 +321,127 @@ class _Forward(NamedTuple):
     lp: np.ndarray  # (R, n)      l'_i                                      (E14)
 
 
-def _forward(setup: _Setup, params: FastParams, m_k: int, mu: float) -> _Forward:
-    """E8-E15: inner products with every noise patch and with mu, attention, output."""
-    P = np.einsum("rnks,rns->rnk", params.noise, setup.vals[:, :, 0])  # (R, n, rows)
+def _forward(common: _Common, P: np.ndarray, sig: np.ndarray, m_k: int, mu: float) -> _Forward:
+    """E8-E15 from P[r, i, row] = <w_row, xi_i> and the weights at coordinate 1."""
     Qn, Kn, Dn = P[..., :m_k], P[..., m_k:2 * m_k], P[..., 2 * m_k]
-    sig = params.sig * mu
+    sig = sig * mu
     qs, ks, Ds = sig[:, :m_k], sig[:, m_k:2 * m_k], sig[:, 2 * m_k]
-    vn = setup.v0n + 2.0 * Dn  # v = v(0) + 2 Delta
-    vs = setup.v0s + 2.0 * Ds
-    at = _attend(qs, ks, Qn, Kn, vs, vn, setup.y)
-    margin = setup.y * at.f
+    vn = common.v0n + 2.0 * Dn  # v = v(0) + 2 Delta
+    vs = common.v0s + 2.0 * Ds
+    at = _attend(qs, ks, Qn, Kn, vs, vn, common.y)
+    margin = common.y * at.f
     return _Forward(Qn, Kn, Dn, qs, ks, Ds, vn, vs, at, margin, -expit(-margin))
 
 
-def _gradients(setup: _Setup, fw: _Forward, C: np.ndarray, grad_sig: np.ndarray,
-               config: Config) -> FastParams:
+def _coefficients(common: _Common, fw: _Forward, C: np.ndarray, grad_sig: np.ndarray,
+                  config: Config) -> None:
     """E16-E19 by role: G_11 = -G_12 = g1, G_21 = -G_22 = g2 (docs/model.md, section 4).
 
-    ``C`` (R, n, rows) and ``grad_sig`` (R, rows) are work buffers, overwritten."""
+    Fills ``C`` (R, n, rows), the gradient of each row at a coordinate of B_i held by no
+    other support divided by xi_i there, and ``grad_sig`` (R, rows), the gradient at
+    coordinate 1."""
     m_k, mu, at = config.m_k, config.mu_norm, fw.at
-    y = setup.y
-    y3 = y[:, :, None]  # (R, n, 1)
+    y = common.y
     c = fw.lp * y / config.n
     Dv = at.V1 - at.V2
     g1 = c * at.S11 * at.S12 * Dv  # (R, n)                                  (E16)
     g2 = c * at.S21 * at.S22 * Dv
-    dk = y3 * fw.ks[:, None] - fw.Kn  # k_{s,1} - k_{s,2}  (R, n, m_k)
-    e = g1[..., None] * (y3 * fw.qs[:, None]) + g2[..., None] * fw.Qn  # (R, n, m_k)
+    dk = y[:, :, None] * fw.ks[:, None] - fw.Kn  # k_{s,1} - k_{s,2}  (R, n, m_k)
+    g1y = g1 * y
+    e = g1y[..., None] * fw.qs[:, None] + g2[..., None] * fw.Qn  # (R, n, m_k)
+    np.multiply(g2[..., None], dk, out=C[..., :m_k])  # W_Q, noise token       (E17)
+    np.negative(e, out=C[..., m_k:2 * m_k])  # W_K, noise token                (E18)
     cv = c / config.m_v
-    C[..., :m_k] = g2[..., None] * dk  # W_Q, noise token                 (E17)
-    C[..., m_k:2 * m_k] = -e  # W_K, noise token                           (E18)
-    C[..., 2 * m_k] = cv * (at.S12 + at.S22)  # w_{V,+1,r}, noise token     (E19)
-    grad_sig[:, :m_k] = (g1[..., None] * dk * y3).sum(1) * mu  # coordinate 1
-    grad_sig[:, m_k:2 * m_k] = (e * y3).sum(1) * mu
+    np.multiply(cv, at.S12 + at.S22, out=C[..., 2 * m_k])  # w_{V,+1,r}, noise (E19)
+    # coordinate 1: the signal token y_i mu of every sample
+    grad_sig[:, :m_k] = np.einsum("rn,rns->rs", g1y, dk) * mu
+    grad_sig[:, m_k:2 * m_k] = np.einsum("rn,rns->rs", y, e) * mu
     grad_sig[:, 2 * m_k] = (cv * (at.S11 + at.S21) * y).sum(-1) * mu
-    grad_noise = C[..., None] * setup.vals  # (R, n, rows, s)
-    ov = setup.overlap
-    if ov is not None:  # a coordinate in several supports: sum the contributions
-        total = np.add.reduceat(grad_noise[ov.r, ov.i, :, ov.a], ov.starts, axis=0)
-        grad_noise[ov.r, ov.i, :, ov.a] = total[ov.group]
-    return FastParams(grad_noise, grad_sig)
 
 
-def run_fast(config: Config, seeds=None, vary=None, progress=None) -> Result:
-    """``run`` with the fast kernel; ``seeds`` and ``vary`` batch replicas (leading axis R)."""
+# ---------------------------------------------------------------- the run
+
+def run_fast(config: Config, seeds=None, vary=None, progress=None, workers=None,
+             layout=None) -> Result:
+    """``run`` with the fast kernel; ``seeds`` and ``vary`` batch replicas (leading axis R).
+
+    ``workers`` threads each run a contiguous share of the replicas (NumPy releases the GIL
+    inside its loops); every replica is computed by the same operations whatever the share,
+    so the result does not depend on ``workers``. ``layout`` ("sample" or "coordinate")
+    overrides ``layout_of(config.optimizer)``, for tests."""
     single = seeds is None and vary is None
     configs = [config] if single else _replica_configs(config, seeds, vary)
-    seeds = [c.seed for c in configs]
-    keys = np.array([init_key(s) for s in seeds], dtype=np.uint64)
-    data = [make_data(c) for c in configs]  # each replica its own seed and sigma_p
-    setup, params = _stack_setup(config, [_replica(c, tr, te, k)
-                                          for c, (tr, te), k in zip(configs, data, keys)])
-    init = params
-    opt = from_config(config)
-    lrs = None
-    if vary is not None and "lr" in vary:  # update at lr = 1, scaled per replica (exact)
-        opt = from_config(config.replace(lr=1.0))
-        lrs = np.array([c.lr for c in configs])
-        lr_leaves = FastParams(lrs[:, None, None, None], lrs[:, None])
-    R, rows = len(seeds), 2 * config.m_k + 1
-    state = opt.init(params)
+    R = len(configs)
+    kind = layout or layout_of(config.optimizer)
+    if kind not in ("sample", "coordinate") or (kind == "sample" and config.optimizer == "adam"):
+        raise ValueError(f"The 'layout' parameter must be 'sample' (SignGD, GD) or "
+                         f"'coordinate'. Got {layout!r} with optimizer={config.optimizer!r}.")
     tracker = Tracker(config, replicas=R)
+    shares = np.array_split(np.arange(R), resolve_workers(workers, R))
+    if len(shares) == 1:
+        outs = [_run_share(config, configs, tracker, kind, progress)]
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(len(shares)) as pool:
+            futures = [pool.submit(_run_share, config, [configs[r] for r in share],
+                                   tracker.replicas(share[0], share[-1] + 1), kind,
+                                   progress if k == 0 else None)
+                       for k, share in enumerate(shares)]
+            outs = [f.result() for f in futures]
+    reps = [x for out in outs for x in out]
+    history = tracker.history
+    if single:
+        history = {k: v[0] for k, v in history.items()}
+    train = [x["data"][0] for x in reps]
+    test = [x["data"][1] for x in reps]
+    keys = np.array([x["key"] for x in reps], dtype=np.uint64)
+    return Result(config=config, steps=tracker.steps, test_steps=tracker.test_steps,
+                  history=history, params=_sparse_params(config, reps, "final", keys, single),
+                  init_params=_sparse_params(config, reps, "init", keys, single),
+                  dataset=train[0] if single else train, test_dataset=test[0] if single else test,
+                  seeds=None if single else tuple(c.seed for c in configs),
+                  varied={} if not vary else {k: np.array([getattr(c, k) for c in configs])
+                                              for k in vary})
+
+
+WORKERS_FROM = 32  # replicas per worker thread below which one thread is faster
+
+
+def resolve_workers(workers, R: int) -> int:
+    """Worker threads for R replicas: ``workers`` if given, else one per WORKERS_FROM
+    replicas, at most one per available CPU."""
+    if workers is None:
+        try:
+            cpus = len(os.sched_getaffinity(0))
+        except AttributeError:  # not Linux
+            cpus = os.cpu_count() or 1
+        return max(1, min(cpus, R // WORKERS_FROM))
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"The 'workers' parameter must be a positive int or None. "
+                         f"Got {workers!r} instead.")
+    return min(workers, R)
+
+
+def _run_share(config: Config, configs: list, tracker, kind: str, progress) -> list:
+    """Run the replicas ``configs`` in one vectorised pass, recording into ``tracker``."""
+    R, rows = len(configs), 2 * config.m_k + 1
+    keys = [init_key(c.seed) for c in configs]
+    data = [make_data(c) for c in configs]  # each replica its own seed and sigma_p
+    parts = [_replica(c, tr, te, k, kind) for c, (tr, te), k in zip(configs, data, keys)]
+    layout = (_SampleLayout if kind == "sample" else _CoordinateLayout)(config, parts, R)
+    st = lambda k: np.stack([p[k] for p in parts])  # noqa: E731
+    lr = np.array([c.lr for c in configs])
+    common = _Common(y=st("y"), yP0V=st("y")[:, None, None, :] * st("P0V"), S0V=st("S0V"),
+                     v0n=st("v0n"), v0s=st("v0s"), test=_test_set(parts, layout, config.m_k),
+                     lr=lr)
+    params = init = layout.params
+    inner = layout.inner
+    if kind == "sample":
+        lrB = lr[:, None, None] * layout.B
+        inner = lambda p: layout.inner(p, lrB)  # noqa: E731
+    opt = from_config(config.replace(lr=1.0))  # directions; the kernel scales by lr
+    state = opt.init(params)
     record_row = {int(t): k for k, t in enumerate(tracker.steps)}
     test_row = {int(t): k for k, t in enumerate(tracker.test_steps)}
     C = np.empty((R, config.n, rows))  # noise-token gradient coefficient of (sample, row)
@@ -262,85 +450,155 @@ def run_fast(config: Config, seeds=None, vary=None, progress=None) -> Result:
     for t in range(config.steps + 1):
         if progress is not None and t % every == 0:
             progress(t, config.steps)
-        fw = _forward(setup, params, config.m_k, config.mu_norm)  # at W^(t)
+        fw = _forward(common, inner(params), params.sig, config.m_k, config.mu_norm)  # W^(t)
         if t in record_row:
-            tracker.record(record_row[t], _quantities(setup, fw))
+            tracker.record(record_row[t], _quantities(common, fw))
         if t in test_row:
-            tracker.record_test(test_row[t], *_test_metrics(setup, params, fw, config.m_k))
+            tracker.record_test(test_row[t], *_test_metrics(common.test, layout.test_state(
+                params, lr), fw, config.m_k))
         if t == config.steps:
             break
-        grads = _gradients(setup, fw, C, grad_sig, config)
-        updates, state = opt.update(grads, state)
-        if lrs is not None:  # (-1 * x) * lr == (-lr) * x exactly: as if run alone
-            updates = FastParams(updates.noise * lr_leaves.noise, updates.sig * lr_leaves.sig)
-        params = apply_updates(params, updates)
-    history = tracker.history
-    if single:
-        history = {k: v[0] for k, v in history.items()}
-    train = [d[0] for d in data]
-    test = [d[1] for d in data]
-    return Result(config=config, steps=tracker.steps, test_steps=tracker.test_steps,
-                  history=history, params=_sparse_params(config, setup, params, keys, single),
-                  init_params=_sparse_params(config, setup, init, keys, single),
-                  dataset=train[0] if single else train, test_dataset=test[0] if single else test,
-                  seeds=None if single else tuple(seeds),
-                  varied={} if not vary else {k: np.array([getattr(c, k) for c in configs])
-                                              for k in vary})
+        _coefficients(common, fw, C, grad_sig, config)
+        direction, state = opt.update(layout.gradients(C, grad_sig), state)
+        params = layout.apply(params, direction, lr)
+    out = []
+    for r, p in enumerate(parts):
+        weights = {}
+        for name, now in (("final", params), ("init", init)):
+            if kind == "sample":
+                W = _sample_weights_on_U(config, layout, now, r, p, lr[r])
+            else:
+                W = layout.weights_on_U(now, r, p["rep"], p["W0_U"])
+            weights[name] = (W, p["W0V_U"] + _J[:, None, None] * W[2 * config.m_k])
+        out.append(dict(data=data[r], key=keys[r], coords=p["coords"], **weights))
+    return out
 
 
 _J = np.array([1.0, -1.0])  # value heads j = +1, -1
 
 
-def _quantities(setup: _Setup, fw: _Forward) -> dict:
+def _quantities(common: _Common, fw: _Forward) -> dict:
     """Spec section 6 at the current step, each with a leading replica axis."""
-    y, at = setup.y, fw.at
+    y, at = common.y, fw.at
+    R, n = y.shape
     y3 = y[:, :, None]
     return {
         "query_signal": fw.qs, "key_signal": fw.ks,
         "query_noise": (y3 * fw.Qn).transpose(0, 2, 1),
         "key_noise": (y3 * fw.Kn).transpose(0, 2, 1),
-        "value_signal": setup.S0V + _J[:, None] * fw.Ds[:, None, None],
-        "value_noise": y[:, None, None, :] * (setup.P0V + _J[:, None, None] * fw.Dn[:, None, None, :]),
+        "value_signal": common.S0V + _J[:, None] * fw.Ds[:, None, None],
+        # <w_{V,j,r}(0) + j Delta, y_i xi_i>
+        "value_noise": common.yP0V + _J[:, None, None] * (y * fw.Dn)[:, None, None, :],
         "mean_value_signal": fw.vs, "mean_value_noise": y * fw.vn,
-        "attention": np.stack([np.stack([at.S11, at.S12], -1), np.stack([at.S21, at.S22], -1)], -2),
+        "attention": np.stack([at.S11, at.S12, at.S21, at.S22], -1).reshape(R, n, 2, 2),
         "margin": fw.margin, "loss_derivative": fw.lp,
-        "train_loss": np.logaddexp(0.0, -fw.margin).mean(-1),
+        "train_loss": _loss(fw.margin).mean(-1),
         "train_error": (fw.margin <= 0).mean(-1),
     }
 
 
-def _test_metrics(setup: _Setup, params: FastParams, fw: _Forward, m_k: int):
-    """Test loss and error: frozen part (computed once) plus the active test entries."""
-    R, nt = setup.yt.shape
-    theta = params.noise.transpose(0, 1, 3, 2).reshape(-1, params.noise.shape[2])  # (R n s, rows)
-    active = (setup.te_matrix @ theta).reshape(R, nt, -1)  # (R, n_test, rows)
-    QKt = setup.off_t + active[..., :2 * m_k]
-    vt = setup.v0t + 2.0 * active[..., 2 * m_k]
-    margin = setup.yt * _attend(fw.qs, fw.ks, QKt[..., :m_k], QKt[..., m_k:], fw.vs, vt,
-                                setup.yt).f
-    return np.logaddexp(0.0, -margin).mean(-1), (margin <= 0).mean(-1)
+def _loss(margin: np.ndarray) -> np.ndarray:
+    """l(z) = log(1 + e^-z) (E14) as log1p(e^-|z|) + max(-z, 0): stable both ways, and
+    several times faster than np.logaddexp."""
+    return np.log1p(np.exp(-np.abs(margin))) + np.maximum(-margin, 0.0)
 
 
-def _sparse_params(config: Config, setup: _Setup, params: FastParams, keys, single: bool):
-    """Weights on U from the sample-major layout (one copy per coordinate)."""
+class _TestSet(NamedTuple):
+    """The test set of a batch: frozen parts computed once, and where the state enters.
+
+    <w_row(t), xi> = o_row (frozen) + (M @ Z)[row] with Z the layout's state (columns of
+    its test matrix M). Only the "hit" test samples, with a coordinate in U, have a
+    nonzero row of M."""
+
+    y: np.ndarray  # (R, n_test)
+    oQ: np.ndarray  # (R, n_test, m_k) frozen part of <w_{Q,s}, xi>
+    oK: np.ndarray  # (R, n_test, m_k)
+    z22: np.ndarray  # (R n_test,) <oQ, oK>: the noise-noise logit without the state
+    v0: np.ndarray  # (R, n_test) <v(0), xi>
+    M: csr_matrix  # (R n_test, columns)
+    hits: np.ndarray  # (H,) rows of M with an entry
+    M_hits: csr_matrix  # (H, columns)
+    oQ_hits: np.ndarray  # (H, m_k)
+    oK_hits: np.ndarray  # (H, m_k)
+    column_replica: np.ndarray  # (columns,) replica of each column of the state
+
+
+def _test_set(parts: list, layout, m_k: int) -> _TestSet:
+    off = np.stack([p["off_t"] for p in parts])  # (R, n_test, 2 m_k)
+    oQ, oK = np.ascontiguousarray(off[..., :m_k]), np.ascontiguousarray(off[..., m_k:])
+    M = layout.test_matrix
+    hits = np.flatnonzero(np.diff(M.indptr))
+    return _TestSet(y=np.stack([p["yt"] for p in parts]), oQ=oQ, oK=oK,
+                    z22=np.einsum("rns,rns->rn", oQ, oK).ravel(),
+                    v0=np.stack([p["v0t"] for p in parts]), M=M, hits=hits, M_hits=M[hits],
+                    oQ_hits=oQ.reshape(-1, m_k)[hits], oK_hits=oK.reshape(-1, m_k)[hits],
+                    column_replica=layout.column_replica)
+
+
+def _test_metrics(test: _TestSet, Z: np.ndarray, fw: _Forward, m_k: int):
+    """Test loss and error (E12, E15) from the frozen parts and the state Z (columns, rows).
+
+    By linearity the state enters each logit and the value only at the hit samples:
+    <K part, q_signal> and <Q part, k_signal> are per-column numbers, so one sparse product
+    gives every correction."""
+    R, nt = test.y.shape
+    rep = test.column_replica
+    W = np.empty((Z.shape[0], 2 * m_k + 3))
+    W[:, :2 * m_k] = Z[:, :2 * m_k]
+    W[:, 2 * m_k] = np.einsum("cs,cs->c", Z[:, m_k:2 * m_k], fw.qs[rep])  # <K part, q_signal>
+    W[:, 2 * m_k + 1] = np.einsum("cs,cs->c", Z[:, :m_k], fw.ks[rep])  # <Q part, k_signal>
+    W[:, 2 * m_k + 2] = Z[:, 2 * m_k]  # Delta
+    A = test.M_hits @ W  # (H, 2 m_k + 3)
+    y = test.y
+    z12 = np.matmul(test.oK, fw.qs[:, :, None])[..., 0]  # frozen parts (R, n_test)   (E9)
+    z21 = np.matmul(test.oQ, fw.ks[:, :, None])[..., 0]
+    z22 = test.z22.copy()
+    vt = test.v0.copy()
+    h = test.hits
+    z12.reshape(-1)[h] += A[:, 2 * m_k]
+    z21.reshape(-1)[h] += A[:, 2 * m_k + 1]
+    aQ, aK = A[:, :m_k], A[:, m_k:2 * m_k]
+    z22[h] += (np.einsum("hs,hs->h", test.oQ_hits + aQ, aK)
+               + np.einsum("hs,hs->h", aQ, test.oK_hits))
+    vt.reshape(-1)[h] += 2.0 * A[:, 2 * m_k + 2]  # v = v(0) + 2 Delta
+    z11 = np.einsum("rs,rs->r", fw.qs, fw.ks)[:, None]
+    with np.errstate(over="ignore"):  # exp overflow -> inf -> S = 0, the right limit
+        # two keys: S11 = 1 / (1 + e^(z12 - z11)), S12 = 1 - S11, likewise S21   (E10)
+        S = 1.0 / (1.0 + np.exp(y * z12 - z11)) + 1.0 / (1.0 + np.exp(z22.reshape(R, nt)
+                                                                       - y * z21))
+    margin = y * (2.0 * vt + S * (y * fw.vs[:, None] - vt))  # E12 with L = 2
+    return _loss(margin).mean(-1), (margin <= 0).mean(-1)
+
+
+def _sparse_params(config: Config, reps: list, which: str, keys, single: bool):
+    """Weights on U of every replica, one column per coordinate (padded with -1)."""
     m_k = config.m_k
-    u = max(len(c) for c in setup.coords)
-    R = len(setup.coords)
+    u = max(len(x["coords"]) for x in reps)
+    R = len(reps)
     coords = np.full((R, u), -1, dtype=np.int64)
     WQK = np.zeros((R, 2 * m_k + 1, u))
     WV = np.zeros((R, 2, config.m_v, u))
-    for r, (U, rep) in enumerate(zip(setup.coords, setup.rep)):
-        k = len(U)
-        coords[r, :k] = U
-        WQK[r, :, 0] = params.sig[r]
-        WQK[r, :, 1:k] = params.noise[r, rep[:, 0], :, rep[:, 1]].T
-        WV[r, :, :, :k] = setup.W0V_U[r] + _J[:, None, None] * WQK[r, 2 * m_k, :k]
-    out = SparseParams(coords=coords, W_Q_active=WQK[:, :m_k], W_K_active=WQK[:, m_k:2 * m_k],
-                       W_V_active=WV, keys=keys, d=config.d, sigma_0=config.sigma_0)
+    for r, x in enumerate(reps):
+        k = len(x["coords"])
+        coords[r, :k] = x["coords"]
+        WQK[r, :, :k], WV[r, :, :, :k] = x[which]
     if single:
-        out = SparseParams(coords=coords[0], W_Q_active=out.W_Q_active[0],
-                           W_K_active=out.W_K_active[0], W_V_active=WV[0], keys=keys[0],
-                           d=config.d, sigma_0=config.sigma_0)
+        return SparseParams(coords=coords[0], W_Q_active=WQK[0, :m_k],
+                            W_K_active=WQK[0, m_k:2 * m_k], W_V_active=WV[0], keys=keys[0],
+                            d=config.d, sigma_0=config.sigma_0)
+    return SparseParams(coords=coords, W_Q_active=WQK[:, :m_k], W_K_active=WQK[:, m_k:2 * m_k],
+                        W_V_active=WV, keys=keys, d=config.d, sigma_0=config.sigma_0)
+
+
+def _sample_weights_on_U(config, layout, params, r, part, lr):
+    """w(t) = w(0) + lr N b at a coordinate held by one support, the own weight if shared."""
+    out = part["W0_U"].copy()
+    out[:, 0] = params.sig[r]
+    vals = part["vals"]
+    b = np.sign(vals) if config.optimizer == "signgd" else vals
+    i, a = part["rep"][:, 0], part["rep"][:, 1]
+    out[:, 1:] += (params.N[r, i] * lr).T * b[i, a]
+    out[:, part["group_in_U"]] = params.shared[layout.goff[r]:layout.goff[r + 1]].T
     return out
 
 

@@ -32,7 +32,8 @@ def resolve_config(config=None, **overrides) -> Config:
                     f"Got {type(config).__name__} instead.")
 
 
-def run(config=None, *, seeds=None, vary=None, progress=None, **overrides) -> Result:
+def run(config=None, *, seeds=None, vary=None, progress=None, workers=None,
+        **overrides) -> Result:
     """Train the two-layer transformer of the spec and record its dynamics.
 
     Parameters
@@ -50,6 +51,9 @@ def run(config=None, *, seeds=None, vary=None, progress=None, **overrides) -> Re
         bit for bit; ``Result.varied`` keeps the values.
     progress : callable, optional
         Called as ``progress(t, steps)`` about a hundred times over the run (for a bar).
+    workers : int, optional
+        Threads that share the replicas of a batch (fast kernel). The default uses one
+        thread per 32 replicas, at most one per available CPU. Results do not depend on it.
     **overrides
         Config fields to replace, e.g. ``lr=2e-4, optimizer="adam"``.
 
@@ -59,13 +63,14 @@ def run(config=None, *, seeds=None, vary=None, progress=None, **overrides) -> Re
     """
     config = resolve_config(config, **overrides)
     if config.kernel == "dense":
-        if seeds is not None or vary is not None:
-            raise ValueError("The 'seeds' and 'vary' parameters need kernel='fast'; the dense "
-                             "reference runs one configuration at a time. Got kernel='dense'.")
+        if seeds is not None or vary is not None or workers is not None:
+            raise ValueError("The 'seeds', 'vary' and 'workers' parameters need kernel='fast'; "
+                             "the dense reference runs one configuration at a time. "
+                             "Got kernel='dense'.")
         return _run_dense(config, progress)
     from .fast import run_fast
 
-    return run_fast(config, seeds=seeds, vary=vary, progress=progress)
+    return run_fast(config, seeds=seeds, vary=vary, progress=progress, workers=workers)
 
 
 def dense_test_metrics(params: Params, test: Dataset, chunk: int = 100) -> tuple[float, float]:

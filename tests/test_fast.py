@@ -1,4 +1,5 @@
-"""The fast kernel against the dense reference, replica batching, and sparse weights.
+"""The fast kernel against the dense reference, its two layouts against each other, replica
+batching and worker threads, and sparse weights.
 
 Tolerance: both kernels compute the same quantities with sums in different orders (over s
 slots instead of d coordinates, v from a shared value update instead of a mean of rows), so
@@ -15,6 +16,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import signsim
 from signsim.data import make_data
+from signsim.fast import run_fast
 
 from .strategies import small_configs
 
@@ -156,3 +158,55 @@ def test_varied_batches_save_and_load(tmp_path):
 def test_bad_vary_is_rejected(kw, text):
     with pytest.raises(ValueError, match=text):
         signsim.run(**OVERLAP, **kw)
+
+
+@pytest.mark.parametrize("optimizer", ["signgd", "gd"])
+@pytest.mark.parametrize("shape", [OVERLAP, DISJOINT], ids=["overlapping", "disjoint"])
+def test_per_sample_layout_equals_per_coordinate_layout(optimizer, shape):
+    """SignGD and GD run on per-(sample, row) running sums; the per-coordinate layout (the
+    one Adam needs) computes the same run coordinate by coordinate."""
+    config = signsim.Config(optimizer=optimizer, lr=LR[optimizer], **shape)
+    a, b = run_fast(config, layout="sample"), run_fast(config, layout="coordinate")
+    for name in a.history:
+        assert_allclose(a.history[name], b.history[name], rtol=RTOL, atol=ATOL, err_msg=name)
+    for x, y in zip(a.params.to_dense(), b.params.to_dense()):
+        assert_allclose(x, y, rtol=RTOL, atol=ATOL)
+
+
+@pytest.mark.parametrize("optimizer", ["signgd", "adam"])
+def test_worker_threads_do_not_change_a_single_bit(optimizer):
+    """Each thread runs a contiguous share of the replicas with the same operations."""
+    config = signsim.Config(optimizer=optimizer, lr=LR[optimizer], **OVERLAP)
+    seeds = [3, 1, 4, 1, 5]
+    one = signsim.run(config, seeds=seeds, workers=1)
+    for workers in (2, 3):
+        many = signsim.run(config, seeds=seeds, workers=workers)
+        for name in one.history:
+            assert_array_equal(one.history[name], many.history[name], err_msg=name)
+        for x, y in zip(one.params.to_dense(), many.params.to_dense()):
+            assert_array_equal(x, y)
+        assert many.seeds == tuple(seeds)
+        assert_array_equal(many.dataset[4].noise_value, one.dataset[4].noise_value)
+
+
+def test_every_recorded_row_is_written():
+    """The history starts as NaN; a finished run has written every row of every name."""
+    r = signsim.run(seeds=[0, 1], workers=2, **OVERLAP)
+    for name, value in r.history.items():
+        assert np.isfinite(value).all(), name
+
+
+@pytest.mark.parametrize("kw,text", [
+    ({"workers": 0}, "'workers'"),
+    ({"workers": 1.5}, "'workers'"),
+    ({"workers": True}, "'workers'"),
+    ({"workers": 2, "kernel": "dense"}, "kernel='fast'"),
+])
+def test_bad_workers_are_rejected(kw, text):
+    with pytest.raises(ValueError, match=text):
+        signsim.run(**OVERLAP, **kw)
+
+
+def test_adam_cannot_use_the_per_sample_layout():
+    with pytest.raises(ValueError, match="'layout'"):
+        run_fast(signsim.Config(optimizer="adam", **OVERLAP), layout="sample")
