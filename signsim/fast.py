@@ -52,7 +52,7 @@ from .optim import from_config
 from .result import Result
 from .rng import init_key, init_normals
 from .sparse import SparseParams
-from .tracker import Tracker, progress_every
+from .tracker import History, Tracker, progress_every
 
 __all__ = ["run_fast", "layout_of", "resolve_workers"]
 
@@ -114,7 +114,7 @@ def _replica(config: Config, train, test, key, layout: str) -> dict:
                    off_t=np.einsum("kns,ns->nk", frozen, np.where(in_U[tt], 0.0, t_val)),
                    test_entries=(j_e, slot, t_val[j_e, a_e]),
                    shared=(*np.divmod(np.flatnonzero(shared), s), tn.ravel()[shared]))
-        return out
+        return _hits_first(out, in_U[tt].any(axis=1), ("test_entries",))
     # per-sample layout
     excl = ~shared.reshape(n, s)
     if config.optimizer == "signgd":
@@ -140,6 +140,23 @@ def _replica(config: Config, train, test, key, layout: str) -> dict:
     out["test_excl"] = (j_e[ex], i_slot, b[i_slot, a_slot] * t_val[j_e[ex], a_e[ex]])
     out["test_shared"] = (j_e[t_shared], group_of[t_cols[t_shared]],
                           t_val[j_e[t_shared], a_e[t_shared]])
+    return _hits_first(out, in_U[tt].any(axis=1), ("test_excl", "test_shared"))
+
+
+def _hits_first(out: dict, hit: np.ndarray, entries: tuple) -> dict:
+    """Reorder the test samples so that those with a coordinate in U ("hits") come first.
+
+    Test loss and error are means over the test samples, and each sample is computed on its
+    own, so the order changes nothing but lets a batch handle the hits as one (R, H) block.
+    The Result keeps the test set in its drawn order."""
+    order = np.argsort(~hit, kind="stable")
+    new_row = np.empty_like(order)
+    new_row[order] = np.arange(order.size)
+    for name in ("yt", "v0t", "off_t"):
+        out[name] = out[name][order]
+    for name in entries:
+        out[name] = (new_row[out[name][0]],) + tuple(out[name][1:])
+    out["n_hits"] = int(hit.sum())
     return out
 
 
@@ -169,9 +186,10 @@ class _CoordinateLayout:
         self.params = CoordinateParams(np.stack([p["theta"] for p in parts]),
                                        np.stack([p["sig"] for p in parts]))
         # active test entries of all replicas, as one block-diagonal sparse matrix
+        H = self.test_rows = max(p["n_hits"] for p in parts)
         rr = np.concatenate([np.full(len(p["test_entries"][0]), r) for r, p in enumerate(parts)])
         j, slot, val = (np.concatenate([p["test_entries"][k] for p in parts]) for k in range(3))
-        self.test_matrix = _csr(val, rr * nt + j, rr * n * s + slot, (R * nt, R * n * s))
+        self.test_matrix = _csr(val, rr * H + j, rr * n * s + slot, (R * H, R * n * s))
         self.column_replica = np.repeat(np.arange(R), n * s)
         sh = [p["shared"] for p in parts]
         sh_r = np.concatenate([np.full(len(x[0]), r) for r, x in enumerate(sh)])
@@ -230,10 +248,11 @@ class _SampleLayout:
             [np.full(len(p[key][0]), r) for r, p in enumerate(parts)])
         # test matrix columns: R n per-sample sums, then the G shared weights
         ex_r, sh_r = rep("test_excl"), rep("test_shared")
-        rows = np.r_[ex_r * nt + cat("test_excl", 0), sh_r * nt + cat("test_shared", 0)]
+        H = self.test_rows = max(p["n_hits"] for p in parts)
+        rows = np.r_[ex_r * H + cat("test_excl", 0), sh_r * H + cat("test_shared", 0)]
         cols = np.r_[ex_r * n + cat("test_excl", 1), R * n + goff[sh_r] + cat("test_shared", 1)]
         vals = np.r_[cat("test_excl", 2), cat("test_shared", 2)]
-        self.test_matrix = _csr(vals, rows, cols, (R * nt, R * n + goff[-1]))
+        self.test_matrix = _csr(vals, rows, cols, (R * H, R * n + goff[-1]))
         self.column_replica = np.r_[np.repeat(np.arange(R), n), np.repeat(np.arange(R), G_r)]
         # coordinates in several supports: G weights; copy (r, i, group) has value xi_i there
         self.shared = None
@@ -365,70 +384,57 @@ def run_fast(config: Config, seeds=None, vary=None, progress=None, workers=None,
              layout=None) -> Result:
     """``run`` with the fast kernel; ``seeds`` and ``vary`` batch replicas (leading axis R).
 
-    ``workers`` threads each run a contiguous share of the replicas (NumPy releases the GIL
-    inside its loops); every replica is computed by the same operations whatever the share,
-    so the result does not depend on ``workers``. ``layout`` ("sample" or "coordinate")
-    overrides ``layout_of(config.optimizer)``, for tests."""
+    With ``workers`` > 1 threads share the per-replica setup, and the test evaluations run
+    in a helper thread while the main thread goes on training (NumPy releases the GIL inside
+    its loops). The training loop itself stays one vectorised pass over all replicas. Every
+    number is computed by the same operations either way, so ``workers`` changes no bit of
+    the result. ``layout`` ("sample" or "coordinate") overrides
+    ``layout_of(config.optimizer)``, for tests."""
     single = seeds is None and vary is None
     configs = [config] if single else _replica_configs(config, seeds, vary)
-    R = len(configs)
     kind = layout or layout_of(config.optimizer)
     if kind not in ("sample", "coordinate") or (kind == "sample" and config.optimizer == "adam"):
         raise ValueError(f"The 'layout' parameter must be 'sample' (SignGD, GD) or "
                          f"'coordinate'. Got {layout!r} with optimizer={config.optimizer!r}.")
-    tracker = Tracker(config, replicas=R)
-    shares = np.array_split(np.arange(R), resolve_workers(workers, R))
-    if len(shares) == 1:
-        outs = [_run_share(config, configs, tracker, kind, progress)]
-    else:
-        from concurrent.futures import ThreadPoolExecutor
+    n_workers = resolve_workers(workers, len(configs))
+    if n_workers == 1:
+        return _run(config, configs, kind, progress, None, single, vary)
+    from concurrent.futures import ThreadPoolExecutor
 
-        with ThreadPoolExecutor(len(shares)) as pool:
-            futures = [pool.submit(_run_share, config, [configs[r] for r in share],
-                                   tracker.replicas(share[0], share[-1] + 1), kind,
-                                   progress if k == 0 else None)
-                       for k, share in enumerate(shares)]
-            outs = [f.result() for f in futures]
-    reps = [x for out in outs for x in out]
-    history = tracker.history
-    if single:
-        history = {k: v[0] for k, v in history.items()}
-    train = [x["data"][0] for x in reps]
-    test = [x["data"][1] for x in reps]
-    keys = np.array([x["key"] for x in reps], dtype=np.uint64)
-    return Result(config=config, steps=tracker.steps, test_steps=tracker.test_steps,
-                  history=history, params=_sparse_params(config, reps, "final", keys, single),
-                  init_params=_sparse_params(config, reps, "init", keys, single),
-                  dataset=train[0] if single else train, test_dataset=test[0] if single else test,
-                  seeds=None if single else tuple(c.seed for c in configs),
-                  varied={} if not vary else {k: np.array([getattr(c, k) for c in configs])
-                                              for k in vary})
+    with ThreadPoolExecutor(n_workers) as pool:
+        return _run(config, configs, kind, progress, pool, single, vary)
 
 
-WORKERS_FROM = 32  # replicas per worker thread below which one thread is faster
+WORKERS_FROM = 32  # batches smaller than this run in one thread by default
 
 
 def resolve_workers(workers, R: int) -> int:
-    """Worker threads for R replicas: ``workers`` if given, else one per WORKERS_FROM
-    replicas, at most one per available CPU."""
+    """Threads for a batch of R replicas: ``workers`` if given; else 1 below WORKERS_FROM
+    replicas and 2 from there (one helper), at most the available CPUs."""
     if workers is None:
         try:
             cpus = len(os.sched_getaffinity(0))
         except AttributeError:  # not Linux
             cpus = os.cpu_count() or 1
-        return max(1, min(cpus, R // WORKERS_FROM))
+        return max(1, min(cpus, 2 if R >= WORKERS_FROM else 1))
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ValueError(f"The 'workers' parameter must be a positive int or None. "
                          f"Got {workers!r} instead.")
-    return min(workers, R)
+    return workers
 
 
-def _run_share(config: Config, configs: list, tracker, kind: str, progress) -> list:
-    """Run the replicas ``configs`` in one vectorised pass, recording into ``tracker``."""
+def _replica_for(config: Config, kind: str):
+    """Data and setup of one replica (run in a worker thread when there is a pool)."""
+    key = init_key(config.seed)
+    train, test = make_data(config)  # each replica its own seed and sigma_p
+    return (train, test), key, _replica(config, train, test, key, kind)
+
+
+def _run(config: Config, configs: list, kind: str, progress, pool, single: bool, vary):
     R, rows = len(configs), 2 * config.m_k + 1
-    keys = [init_key(c.seed) for c in configs]
-    data = [make_data(c) for c in configs]  # each replica its own seed and sigma_p
-    parts = [_replica(c, tr, te, k, kind) for c, (tr, te), k in zip(configs, data, keys)]
+    setups = (list(pool.map(lambda c: _replica_for(c, kind), configs)) if pool is not None
+              else [_replica_for(c, kind) for c in configs])
+    data, keys, parts = (list(x) for x in zip(*setups))
     layout = (_SampleLayout if kind == "sample" else _CoordinateLayout)(config, parts, R)
     st = lambda k: np.stack([p[k] for p in parts])  # noqa: E731
     lr = np.array([c.lr for c in configs])
@@ -442,8 +448,11 @@ def _run_share(config: Config, configs: list, tracker, kind: str, progress) -> l
         inner = lambda p: layout.inner(p, lrB)  # noqa: E731
     opt = from_config(config.replace(lr=1.0))  # directions; the kernel scales by lr
     state = opt.init(params)
+    # value_noise is kept as y_i <Delta, xi_i> (R, n) per step and built on access
+    tracker = Tracker(config, replicas=R, shape_of={"value_noise": (config.n,)})
     record_row = {int(t): k for k, t in enumerate(tracker.steps)}
     test_row = {int(t): k for k, t in enumerate(tracker.test_steps)}
+    pending = []  # test evaluations: (row, future) with a pool, (row, result) without
     C = np.empty((R, config.n, rows))  # noise-token gradient coefficient of (sample, row)
     grad_sig = np.empty((R, rows))
     every = progress_every(config.steps)
@@ -454,14 +463,17 @@ def _run_share(config: Config, configs: list, tracker, kind: str, progress) -> l
         if t in record_row:
             tracker.record(record_row[t], _quantities(common, fw))
         if t in test_row:
-            tracker.record_test(test_row[t], *_test_metrics(common.test, layout.test_state(
-                params, lr), fw, config.m_k))
+            job = (common.test, layout.test_state(params, lr), fw, config.m_k)
+            pending.append((test_row[t], pool.submit(_test_metrics, *job) if pool is not None
+                            else _test_metrics(*job)))
         if t == config.steps:
             break
         _coefficients(common, fw, C, grad_sig, config)
         direction, state = opt.update(layout.gradients(C, grad_sig), state)
         params = layout.apply(params, direction, lr)
-    out = []
+    for row, metrics in pending:
+        tracker.record_test(row, *(metrics.result() if pool is not None else metrics))
+    reps = []
     for r, p in enumerate(parts):
         weights = {}
         for name, now in (("final", params), ("init", init)):
@@ -470,11 +482,38 @@ def _run_share(config: Config, configs: list, tracker, kind: str, progress) -> l
             else:
                 W = layout.weights_on_U(now, r, p["rep"], p["W0_U"])
             weights[name] = (W, p["W0V_U"] + _J[:, None, None] * W[2 * config.m_k])
-        out.append(dict(data=data[r], key=keys[r], coords=p["coords"], **weights))
-    return out
+        reps.append(dict(coords=p["coords"], **weights))
+    history = _history(tracker.history, common.yP0V, single)
+    keys = np.array(keys, dtype=np.uint64)
+    train, test = [d[0] for d in data], [d[1] for d in data]
+    return Result(config=config, steps=tracker.steps, test_steps=tracker.test_steps,
+                  history=history, params=_sparse_params(config, reps, "final", keys, single),
+                  init_params=_sparse_params(config, reps, "init", keys, single),
+                  dataset=train[0] if single else train, test_dataset=test[0] if single else test,
+                  seeds=None if single else tuple(c.seed for c in configs),
+                  varied={} if not vary else {k: np.array([getattr(c, k) for c in configs])
+                                              for k in vary})
 
 
 _J = np.array([1.0, -1.0])  # value heads j = +1, -1
+
+
+def _history(arrays: dict, yP0V: np.ndarray, single: bool) -> History:
+    """The recorded arrays, with value_noise built on first access.
+
+    E19 gives every value row the same update up to j, so
+    <w_{V,j,r}(t), y_i xi_i> = <w_{V,j,r}(0), y_i xi_i> + j y_i <Delta(t), xi_i>: the run
+    records only the last term, (R, T, n) instead of (R, T, 2, m_v, n) (274 MB of the
+    700 MB of 100 fig1 replicas)."""
+    compact = arrays.pop("value_noise")  # (R, T, n)
+
+    def value_noise():
+        full = yP0V[:, None] + _J[:, None, None] * compact[:, :, None, None, :]
+        return full[0] if single else full
+
+    if single:
+        arrays = {k: v[0] for k, v in arrays.items()}
+    return History(arrays, {"value_noise": value_noise})
 
 
 def _quantities(common: _Common, fw: _Forward) -> dict:
@@ -487,8 +526,7 @@ def _quantities(common: _Common, fw: _Forward) -> dict:
         "query_noise": (y3 * fw.Qn).transpose(0, 2, 1),
         "key_noise": (y3 * fw.Kn).transpose(0, 2, 1),
         "value_signal": common.S0V + _J[:, None] * fw.Ds[:, None, None],
-        # <w_{V,j,r}(0) + j Delta, y_i xi_i>
-        "value_noise": common.yP0V + _J[:, None, None] * (y * fw.Dn)[:, None, None, :],
+        "value_noise": y * fw.Dn,  # compact: see _history
         "mean_value_signal": fw.vs, "mean_value_noise": y * fw.vn,
         "attention": np.stack([at.S11, at.S12, at.S21, at.S22], -1).reshape(R, n, 2, 2),
         "margin": fw.margin, "loss_derivative": fw.lp,
@@ -507,31 +545,30 @@ class _TestSet(NamedTuple):
     """The test set of a batch: frozen parts computed once, and where the state enters.
 
     <w_row(t), xi> = o_row (frozen) + (M @ Z)[row] with Z the layout's state (columns of
-    its test matrix M). Only the "hit" test samples, with a coordinate in U, have a
-    nonzero row of M."""
+    its test matrix M). Only the "hit" test samples, with a coordinate in U, have an entry
+    in M; they come first in each replica (``_hits_first``), so M has H rows per replica,
+    H the largest number of hits (a replica with fewer has empty rows there)."""
 
     y: np.ndarray  # (R, n_test)
     oQ: np.ndarray  # (R, n_test, m_k) frozen part of <w_{Q,s}, xi>
     oK: np.ndarray  # (R, n_test, m_k)
-    z22: np.ndarray  # (R n_test,) <oQ, oK>: the noise-noise logit without the state
+    z22: np.ndarray  # (R, n_test) <oQ, oK>: the noise-noise logit without the state
     v0: np.ndarray  # (R, n_test) <v(0), xi>
-    M: csr_matrix  # (R n_test, columns)
-    hits: np.ndarray  # (H,) rows of M with an entry
-    M_hits: csr_matrix  # (H, columns)
-    oQ_hits: np.ndarray  # (H, m_k)
-    oK_hits: np.ndarray  # (H, m_k)
+    M: csr_matrix  # (R H, columns)
+    H: int
+    oQ_hits: np.ndarray  # (R, H, m_k) oQ of the first H test samples, contiguous
+    oK_hits: np.ndarray
     column_replica: np.ndarray  # (columns,) replica of each column of the state
 
 
 def _test_set(parts: list, layout, m_k: int) -> _TestSet:
     off = np.stack([p["off_t"] for p in parts])  # (R, n_test, 2 m_k)
     oQ, oK = np.ascontiguousarray(off[..., :m_k]), np.ascontiguousarray(off[..., m_k:])
-    M = layout.test_matrix
-    hits = np.flatnonzero(np.diff(M.indptr))
     return _TestSet(y=np.stack([p["yt"] for p in parts]), oQ=oQ, oK=oK,
-                    z22=np.einsum("rns,rns->rn", oQ, oK).ravel(),
-                    v0=np.stack([p["v0t"] for p in parts]), M=M, hits=hits, M_hits=M[hits],
-                    oQ_hits=oQ.reshape(-1, m_k)[hits], oK_hits=oK.reshape(-1, m_k)[hits],
+                    z22=np.einsum("rns,rns->rn", oQ, oK), v0=np.stack([p["v0t"] for p in parts]),
+                    M=layout.test_matrix, H=layout.test_rows,
+                    oQ_hits=np.ascontiguousarray(oQ[:, :layout.test_rows]),
+                    oK_hits=np.ascontiguousarray(oK[:, :layout.test_rows]),
                     column_replica=layout.column_replica)
 
 
@@ -541,31 +578,29 @@ def _test_metrics(test: _TestSet, Z: np.ndarray, fw: _Forward, m_k: int):
     By linearity the state enters each logit and the value only at the hit samples:
     <K part, q_signal> and <Q part, k_signal> are per-column numbers, so one sparse product
     gives every correction."""
-    R, nt = test.y.shape
+    R, H = test.y.shape[0], test.H
     rep = test.column_replica
-    W = np.empty((Z.shape[0], 2 * m_k + 3))
-    W[:, :2 * m_k] = Z[:, :2 * m_k]
-    W[:, 2 * m_k] = np.einsum("cs,cs->c", Z[:, m_k:2 * m_k], fw.qs[rep])  # <K part, q_signal>
-    W[:, 2 * m_k + 1] = np.einsum("cs,cs->c", Z[:, :m_k], fw.ks[rep])  # <Q part, k_signal>
-    W[:, 2 * m_k + 2] = Z[:, 2 * m_k]  # Delta
-    A = test.M_hits @ W  # (H, 2 m_k + 3)
+    # corrections of the hit samples, each block contiguous (R, H, .)
+    aQ = (test.M @ np.ascontiguousarray(Z[:, :m_k])).reshape(R, H, m_k)
+    aK = (test.M @ np.ascontiguousarray(Z[:, m_k:2 * m_k])).reshape(R, H, m_k)
+    W = np.empty((Z.shape[0], 3))
+    W[:, 0] = np.einsum("cs,cs->c", Z[:, m_k:2 * m_k], fw.qs[rep])  # <K part, q_signal>
+    W[:, 1] = np.einsum("cs,cs->c", Z[:, :m_k], fw.ks[rep])  # <Q part, k_signal>
+    W[:, 2] = Z[:, 2 * m_k]  # Delta
+    A = (test.M @ W).reshape(R, H, 3)
     y = test.y
     z12 = np.matmul(test.oK, fw.qs[:, :, None])[..., 0]  # frozen parts (R, n_test)   (E9)
     z21 = np.matmul(test.oQ, fw.ks[:, :, None])[..., 0]
+    z12[:, :H] += A[..., 0]
+    z21[:, :H] += A[..., 1]
     z22 = test.z22.copy()
+    z22[:, :H] = np.einsum("rhs,rhs->rh", test.oQ_hits + aQ, test.oK_hits + aK)
     vt = test.v0.copy()
-    h = test.hits
-    z12.reshape(-1)[h] += A[:, 2 * m_k]
-    z21.reshape(-1)[h] += A[:, 2 * m_k + 1]
-    aQ, aK = A[:, :m_k], A[:, m_k:2 * m_k]
-    z22[h] += (np.einsum("hs,hs->h", test.oQ_hits + aQ, aK)
-               + np.einsum("hs,hs->h", aQ, test.oK_hits))
-    vt.reshape(-1)[h] += 2.0 * A[:, 2 * m_k + 2]  # v = v(0) + 2 Delta
+    vt[:, :H] += 2.0 * A[..., 2]  # v = v(0) + 2 Delta
     z11 = np.einsum("rs,rs->r", fw.qs, fw.ks)[:, None]
     with np.errstate(over="ignore"):  # exp overflow -> inf -> S = 0, the right limit
         # two keys: S11 = 1 / (1 + e^(z12 - z11)), S12 = 1 - S11, likewise S21   (E10)
-        S = 1.0 / (1.0 + np.exp(y * z12 - z11)) + 1.0 / (1.0 + np.exp(z22.reshape(R, nt)
-                                                                       - y * z21))
+        S = 1.0 / (1.0 + np.exp(y * z12 - z11)) + 1.0 / (1.0 + np.exp(z22 - y * z21))
     margin = y * (2.0 * vt + S * (y * fw.vs[:, None] - vt))  # E12 with L = 2
     return _loss(margin).mean(-1), (margin <= 0).mean(-1)
 

@@ -40,11 +40,18 @@ def init_key(seed: int) -> np.uint64:
 
 
 def _splitmix64(key: np.uint64, counter: np.ndarray) -> np.ndarray:
-    """SplitMix64 output number ``counter`` of the stream with state ``key`` (uint64 arrays)."""
-    z = key + (counter + np.uint64(1)) * _GOLDEN
-    z = (z ^ (z >> np.uint64(30))) * _MIX1
-    z = (z ^ (z >> np.uint64(27))) * _MIX2
-    return z ^ (z >> np.uint64(31))
+    """SplitMix64 output number ``counter`` of the stream with state ``key`` (uint64 arrays).
+    Works in place on one new array (the same arithmetic as the textbook form)."""
+    z = np.multiply(np.add(counter, np.uint64(1)), _GOLDEN)
+    z = np.add(z, key)  # broadcasts keys (R, 1, 1) against counters
+    t = np.empty_like(z)
+    for shift, mix in ((30, _MIX1), (27, _MIX2)):
+        np.right_shift(z, np.uint64(shift), out=t)
+        z ^= t
+        z *= mix
+    np.right_shift(z, np.uint64(31), out=t)
+    z ^= t
+    return z
 
 
 def init_normals(key, coords: np.ndarray, m_k: int, m_v: int, sigma_0: float):
@@ -60,8 +67,12 @@ def init_normals(key, coords: np.ndarray, m_k: int, m_v: int, sigma_0: float):
     rows = np.arange(per_coord, dtype=np.uint64)
     counter = coords[None, :] * np.uint64(per_coord) + rows[:, None]  # (per_coord, c)
     bits = _splitmix64(keys[:, None, None], counter[None])  # (R, per_coord, c)
-    u = ((bits >> np.uint64(11)).astype(np.float64) + 0.5) * 2.0**-53  # in (0, 1)
-    w = sigma_0 * ndtri(u)
+    bits >>= np.uint64(11)
+    w = bits.astype(np.float64)
+    w += 0.5
+    w *= 2.0**-53  # u in (0, 1)
+    ndtri(w, out=w)
+    w *= sigma_0
     W_Q = np.ascontiguousarray(w[:, :m_k])
     W_K = np.ascontiguousarray(w[:, m_k:2 * m_k])
     W_V = np.ascontiguousarray(w[:, 2 * m_k:]).reshape(len(keys), 2, m_v, -1)

@@ -7,13 +7,15 @@ W^(t) after t updates, step 0 being the initialisation.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from .config import Config
 from .data import Dataset
 from .model import Forward, Params, loss, loss_derivative
 
-__all__ = ["TRAIN_NAMES", "TEST_NAMES", "shapes", "schedule", "Tracker",
+__all__ = ["TRAIN_NAMES", "TEST_NAMES", "shapes", "schedule", "Tracker", "History",
            "reference_quantities", "attention_by_role"]
 
 TRAIN_NAMES = ("query_signal", "key_signal", "query_noise", "key_noise", "value_signal",
@@ -48,14 +50,43 @@ def progress_every(steps: int) -> int:
     return max(1, steps // 100)
 
 
-class Tracker:
-    """Preallocated history; ``replicas`` adds a leading replica axis to every array."""
+class History(Mapping):
+    """name -> ndarray, like a dict; an entry given as a function is built on first access
+    and then kept (``Result.save`` builds every entry)."""
 
-    def __init__(self, config: Config, replicas: int | None = None):
+    def __init__(self, arrays: dict, derived: dict | None = None):
+        self._arrays = dict(arrays)
+        self._derived = dict(derived or {})
+        self._names = [n for n in TRAIN_NAMES + TEST_NAMES if n in self._arrays or n in
+                       self._derived] + [n for n in self._arrays if n not in TRAIN_NAMES +
+                                         TEST_NAMES]
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._arrays and name in self._derived:
+            self._arrays[name] = self._derived.pop(name)()
+        return self._arrays[name]
+
+    def __iter__(self):
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __repr__(self) -> str:
+        built = {n: self._arrays[n].shape for n in self._names if n in self._arrays}
+        return f"History({built}, built on access: {sorted(self._derived)})"
+
+
+class Tracker:
+    """Preallocated history; ``replicas`` adds a leading replica axis to every array.
+    ``shape_of`` replaces the record shape of some names (a kernel's compact form)."""
+
+    def __init__(self, config: Config, replicas: int | None = None,
+                 shape_of: dict | None = None):
         self.steps = schedule(config.steps, config.record_every)
         self.test_steps = schedule(config.steps, config.test_every)
         lead = () if replicas is None else (replicas,)
-        shp = shapes(config)
+        shp = {**shapes(config), **(shape_of or {})}
         # stored step-major, (T, [R,] ...), so that each record is one contiguous write.
         # Filled with NaN up front: a row the run failed to write shows as NaN, and touching
         # the memory in one pass is about 10x cheaper than page-faulting it step by step
@@ -81,13 +112,6 @@ class Tracker:
     def record_test(self, row: int, test_loss, test_error) -> None:
         self._store["test_loss"][row] = test_loss
         self._store["test_error"][row] = test_error
-
-    def replicas(self, start: int, stop: int) -> "Tracker":
-        """A Tracker writing into replicas start:stop of this one's arrays (batched only)."""
-        view = object.__new__(Tracker)
-        view.steps, view.test_steps, view._batched = self.steps, self.test_steps, True
-        view._store = {k: v[:, start:stop] for k, v in self._store.items()}
-        return view
 
 
 def attention_by_role(S: np.ndarray, signal_position: np.ndarray) -> np.ndarray:

@@ -61,8 +61,11 @@ def test_adam_with_zero_eps_runs_in_both_kernels():
 
 
 @pytest.mark.parametrize("optimizer", ["signgd", "adam"])
-def test_a_replica_is_bit_identical_to_its_seed_alone(optimizer):
-    config = signsim.Config(optimizer=optimizer, lr=LR[optimizer], **OVERLAP)
+@pytest.mark.parametrize("shape", [OVERLAP, DISJOINT], ids=["overlapping", "disjoint"])
+def test_a_replica_is_bit_identical_to_its_seed_alone(optimizer, shape):
+    """Also when the replicas have different numbers of test samples touching U (DISJOINT:
+    a few each), so that a batch pads the shorter ones."""
+    config = signsim.Config(optimizer=optimizer, lr=LR[optimizer], **shape)
     seeds = [11, 0, 5]
     batch = signsim.run(config, seeds=seeds)
     assert batch.seeds == tuple(seeds)
