@@ -50,7 +50,7 @@ from .config import Config
 from .data import make_data
 from .optim import from_config
 from .result import Result
-from .rng import init_key, init_normals
+from .rng import init_key, init_normals, init_query_key_mean_value
 from .sparse import SparseParams
 from .tracker import History, Tracker, progress_every
 
@@ -70,51 +70,36 @@ class _Common(NamedTuple):
     S0V: np.ndarray  # (R, 2, m_v) <w_{V,j,r}(0), mu>
     v0n: np.ndarray  # (R, n) <v(0), xi_i>
     v0s: np.ndarray  # (R,) <v(0), mu>
-    test: "_TestSet"
     lr: np.ndarray  # (R,) learning rate of each replica
 
 
 # ---------------------------------------------------------------- setup of one replica
 
-def _replica(config: Config, train, test, key, layout: str) -> dict:
-    """Everything one replica needs, in O((n + n_test) s m) time and memory."""
+def _replica(config: Config, train, key, layout: str) -> dict:
+    """What one replica needs for training, in O(n s m) time and memory: the weights on
+    U = {coordinate 1} + the training supports (E13 drawn there only) in ``layout``."""
     m_k, m_v, mu = config.m_k, config.m_v, config.mu_norm
     n, s = train.noise_index.shape
-    t_val = test.noise_value
-    # the coordinates that matter: 1 (index 0), the training and the test supports; every
-    # coordinate is addressed below by its column in `needed`
-    needed, col = np.unique(np.concatenate([[0], train.noise_index.ravel(),
-                                            test.noise_index.ravel()]), return_inverse=True)
-    tn = col[1:1 + n * s].reshape(n, s)  # (n, s) column of each training slot
-    tt = col[1 + n * s:].reshape(-1, s)  # (n_test, s)
-    W_Q, W_K, W_V = init_normals(key, needed, m_k, m_v, config.sigma_0)  # (E13)
-    W0 = np.concatenate([W_Q, W_K, np.zeros((1, len(needed)))])  # (rows, c); Delta(0) = 0
-    v0 = W_V[0].mean(axis=0) - W_V[1].mean(axis=0)  # (c,)  (E11)
-    count = np.bincount(tn.ravel(), minlength=len(needed))  # training supports holding it
-    in_U = count > 0
-    in_U[0] = True  # coordinate 1 is column 0
-    U_cols = np.flatnonzero(in_U)
-    slot_of = np.zeros(len(needed), np.int64)
+    # U sorted, coordinate 1 (index 0) first; tn: the column in U of each training slot
+    U, tn = np.unique(np.concatenate([[0], train.noise_index.ravel()]), return_inverse=True)
+    tn = tn[1:].reshape(n, s)
+    W_Q, W_K, W_V = init_normals(key, U, m_k, m_v, config.sigma_0)  # (E13)
+    W0 = np.concatenate([W_Q, W_K, np.zeros((1, len(U)))])  # (rows, |U|); Delta(0) = 0
+    # v(0) (E11) from one normal per coordinate, as at the test coordinates (rng docstring)
+    v0 = init_query_key_mean_value(key, U, m_k, m_v, config.sigma_0)[2]
+    count = np.bincount(tn.ravel(), minlength=len(U))  # training supports holding each column
+    slot_of = np.zeros(len(U), np.int64)
     cols, first = np.unique(tn.ravel(), return_index=True)
     slot_of[cols] = first  # the first training slot holding each column of U
     shared = count[tn.ravel()] > 1  # (n s,) slots whose coordinate is in several supports
     out = dict(y=train.y, vals=train.noise_value, P0V=(W_V[:, :, tn] * train.noise_value).sum(-1),
                S0V=W_V[:, :, 0] * mu, v0n=(v0[tn] * train.noise_value).sum(-1),
-               v0s=v0[0] * mu, yt=test.y, v0t=(v0[tt] * t_val).sum(-1), coords=needed[U_cols],
-               rep=np.stack(np.divmod(slot_of[U_cols[1:]], s), axis=1), W0_U=W0[:, U_cols],
-               W0V_U=W_V[:, :, U_cols], sig=W0[:, 0].copy())
-    # test coordinates inside U: (test sample, its slot) -> a training slot holding it
-    j_e, a_e = np.nonzero(in_U[tt])
-    t_cols = tt[j_e, a_e]
-    slot = slot_of[t_cols]
-    frozen = W0[:2 * m_k, tt]  # (2 m_k, n_test, s)
+               v0s=v0[0] * mu, coords=U, rep=np.stack(np.divmod(slot_of[1:], s), axis=1),
+               W0_U=W0, W0V_U=W_V, sig=W0[:, 0].copy(), count=count, slot_of=slot_of)
     if layout == "coordinate":
-        theta = W0[:, tn].transpose(1, 0, 2).copy()  # (n, rows, s)
-        out.update(theta=theta,
-                   off_t=np.einsum("kns,ns->nk", frozen, np.where(in_U[tt], 0.0, t_val)),
-                   test_entries=(j_e, slot, t_val[j_e, a_e]),
+        out.update(theta=W0[:, tn].transpose(1, 0, 2).copy(),  # (n, rows, s)
                    shared=(*np.divmod(np.flatnonzero(shared), s), tn.ravel()[shared]))
-        return _hits_first(out, in_U[tt].any(axis=1), ("test_entries",))
+        return out
     # per-sample layout
     excl = ~shared.reshape(n, s)
     if config.optimizer == "signgd":
@@ -122,24 +107,61 @@ def _replica(config: Config, train, test, key, layout: str) -> dict:
     else:
         b = train.noise_value.copy()
     b[~excl] = 0.0
+    out["b"] = b
     out["B"] = (b * train.noise_value).sum(-1)  # (n,): sum over exclusive k of b_i[k] xi_i[k]
     out["P0"] = np.einsum("kns,ns->nk", W0[:, tn], train.noise_value * excl)  # (n, rows)
     pos = np.flatnonzero(shared)
-    group_cols = np.flatnonzero(count > 1)  # one group per shared coordinate, in column order
-    group_of = np.zeros(len(needed), np.int64)
+    group_cols = np.flatnonzero(count > 1)  # one group per shared coordinate, in U order
+    group_of = np.zeros(len(U), np.int64)
     group_of[group_cols] = np.arange(len(group_cols))
+    out["group_of"] = group_of
     out["copies"] = (*np.divmod(pos, s), group_of[tn.ravel()[pos]])  # (i, a, group)
-    out["group_in_U"] = np.searchsorted(U_cols, group_cols)  # position of each group in U
+    out["group_in_U"] = group_cols  # position of each group in U
     out["wsh"] = W0[:, group_cols].T.copy()  # (G, rows)
-    out["off_t"] = np.einsum("kns,ns->nk", frozen, np.where(count[tt] > 1, 0.0, t_val))
+    return out
+
+
+def _replica_test(config: Config, test, key, part: dict, layout: str) -> dict:
+    """What one replica needs for test metrics, in O(n_test s m): E13 drawn at the test
+    coordinates, the frozen part of each test inner product, and the test coordinates in U
+    as entries of the layout's test matrix."""
+    m_k, m_v, s = config.m_k, config.m_v, config.s
+    t_val = test.noise_value
+    needed, tt = np.unique(test.noise_index, return_inverse=True)
+    tt = tt.reshape(t_val.shape)  # (n_test, s) column in `needed` of each test slot
+    # E13 by coordinate (the same values as in U); only v(0) of the value block  (E11)
+    W_Q, W_K, v0 = init_query_key_mean_value(key, needed, m_k, m_v, config.sigma_0)
+    U = part["coords"]
+    where = np.minimum(np.searchsorted(U, needed), len(U) - 1)
+    in_U = U[where] == needed  # (c,) is this test coordinate in U
+    u_col = np.where(in_U, where, 0)  # its column in U (0: not in U, never used)
+    QK = np.concatenate([W_Q, W_K]).T  # (c, 2 m_k)
+    nt = len(test.y)
+    out = dict(yt=test.y, v0t=(v0[tt] * t_val).sum(-1))
+
+    def frozen(values):  # sum over the test slots of values * W_{Q,K}(0): (n_test, 2 m_k)
+        X = csr_matrix((values.ravel(), tt.ravel(), np.arange(0, nt * s + 1, s)),
+                       shape=(nt, len(needed)))
+        return X @ QK
+
+    # test coordinates inside U: (test sample, its slot) -> a training slot holding it
+    j_e, a_e = np.nonzero(in_U[tt])
+    t_cols = u_col[tt[j_e, a_e]]  # column in U
+    t_vals = t_val[j_e, a_e]
+    if layout == "coordinate":  # everything in U comes from theta
+        out["off_t"] = frozen(np.where(in_U[tt], 0.0, t_val))
+        out["test_entries"] = (j_e, part["slot_of"][t_cols], t_vals)
+        return _hits_first(out, in_U[tt].any(axis=1), ("test_entries",))
+    # per-sample layout: the frozen part keeps the init of exclusive coordinates
+    count = part["count"]
+    t_shared = count[t_cols] > 1
+    out["off_t"] = frozen(np.where(in_U[tt] & (count[u_col[tt]] > 1), 0.0, t_val))
     # exclusive test coordinate: b at its training slot times the test value -> column i;
     # shared: the test value -> column of its group (numbered across the batch later)
-    t_shared = count[t_cols] > 1
     ex = ~t_shared
-    i_slot, a_slot = np.divmod(slot[ex], s)
-    out["test_excl"] = (j_e[ex], i_slot, b[i_slot, a_slot] * t_val[j_e[ex], a_e[ex]])
-    out["test_shared"] = (j_e[t_shared], group_of[t_cols[t_shared]],
-                          t_val[j_e[t_shared], a_e[t_shared]])
+    i_slot, a_slot = np.divmod(part["slot_of"][t_cols[ex]], s)
+    out["test_excl"] = (j_e[ex], i_slot, part["b"][i_slot, a_slot] * t_vals[ex])
+    out["test_shared"] = (j_e[t_shared], part["group_of"][t_cols[t_shared]], t_vals[t_shared])
     return _hits_first(out, in_U[tt].any(axis=1), ("test_excl", "test_shared"))
 
 
@@ -185,12 +207,8 @@ class _CoordinateLayout:
         self.vals = np.stack([p["vals"] for p in parts])[:, :, None, :]  # (R, n, 1, s)
         self.params = CoordinateParams(np.stack([p["theta"] for p in parts]),
                                        np.stack([p["sig"] for p in parts]))
-        # active test entries of all replicas, as one block-diagonal sparse matrix
-        H = self.test_rows = max(p["n_hits"] for p in parts)
-        rr = np.concatenate([np.full(len(p["test_entries"][0]), r) for r, p in enumerate(parts)])
-        j, slot, val = (np.concatenate([p["test_entries"][k] for p in parts]) for k in range(3))
-        self.test_matrix = _csr(val, rr * H + j, rr * n * s + slot, (R * H, R * n * s))
-        self.column_replica = np.repeat(np.arange(R), n * s)
+        self.column_replica = np.repeat(np.arange(R), n * s)  # of the test state's columns
+        self.n, self.s, self.R = n, s, R
         sh = [p["shared"] for p in parts]
         sh_r = np.concatenate([np.full(len(x[0]), r) for r, x in enumerate(sh)])
         sh_i, sh_a, sh_c = (np.concatenate([x[k] for x in sh]) for k in range(3))
@@ -200,6 +218,16 @@ class _CoordinateLayout:
             sh_r, sh_i, sh_a, sh_c = sh_r[o], sh_i[o], sh_a[o], sh_c[o]
             new = np.r_[True, (sh_c[1:] != sh_c[:-1]) | (sh_r[1:] != sh_r[:-1])]
             self.overlap = _Overlap(sh_r, sh_i, sh_a, np.flatnonzero(new), np.cumsum(new) - 1)
+
+    def test_matrix(self, tparts: list) -> tuple[csr_matrix, int]:
+        """The active test entries of all replicas, one block-diagonal sparse matrix with H
+        rows per replica (the largest number of hits), and H."""
+        n, s, R = self.n, self.s, self.R
+        H = max(p["n_hits"] for p in tparts)
+        rr = np.concatenate([np.full(len(p["test_entries"][0]), r)
+                             for r, p in enumerate(tparts)])
+        j, slot, val = (np.concatenate([p["test_entries"][k] for p in tparts]) for k in range(3))
+        return _csr(val, rr * H + j, rr * n * s + slot, (R * H, R * n * s)), H
 
     def inner(self, params: CoordinateParams) -> np.ndarray:
         return np.einsum("rnks,rns->rnk", params.noise, self.vals[:, :, 0])  # (R, n, rows)
@@ -246,14 +274,9 @@ class _SampleLayout:
         cat = lambda key, k: np.concatenate([p[key][k] for p in parts])  # noqa: E731
         rep = lambda key: np.concatenate(  # noqa: E731
             [np.full(len(p[key][0]), r) for r, p in enumerate(parts)])
-        # test matrix columns: R n per-sample sums, then the G shared weights
-        ex_r, sh_r = rep("test_excl"), rep("test_shared")
-        H = self.test_rows = max(p["n_hits"] for p in parts)
-        rows = np.r_[ex_r * H + cat("test_excl", 0), sh_r * H + cat("test_shared", 0)]
-        cols = np.r_[ex_r * n + cat("test_excl", 1), R * n + goff[sh_r] + cat("test_shared", 1)]
-        vals = np.r_[cat("test_excl", 2), cat("test_shared", 2)]
-        self.test_matrix = _csr(vals, rows, cols, (R * H, R * n + goff[-1]))
+        # columns of the test state: R n per-sample sums, then the G shared weights
         self.column_replica = np.r_[np.repeat(np.arange(R), n), np.repeat(np.arange(R), G_r)]
+        self.n, self.R = n, R
         # coordinates in several supports: G weights; copy (r, i, group) has value xi_i there
         self.shared = None
         c_r = rep("copies")
@@ -266,6 +289,20 @@ class _SampleLayout:
             self.to_samples = _csr(c_val, c_r * n + c_i, c_g, (R * n, goff[-1]))
             self.shared = True
             self.group_replica = np.repeat(np.arange(R), G_r)
+
+    def test_matrix(self, tparts: list) -> tuple[csr_matrix, int]:
+        """The active test entries of all replicas, one block-diagonal sparse matrix with H
+        rows per replica (the largest number of hits), and H."""
+        n, R, goff = self.n, self.R, self.goff
+        cat = lambda key, k: np.concatenate([p[key][k] for p in tparts])  # noqa: E731
+        rep = lambda key: np.concatenate(  # noqa: E731
+            [np.full(len(p[key][0]), r) for r, p in enumerate(tparts)])
+        ex_r, sh_r = rep("test_excl"), rep("test_shared")
+        H = max(p["n_hits"] for p in tparts)
+        rows = np.r_[ex_r * H + cat("test_excl", 0), sh_r * H + cat("test_shared", 0)]
+        cols = np.r_[ex_r * n + cat("test_excl", 1), R * n + goff[sh_r] + cat("test_shared", 1)]
+        vals = np.r_[cat("test_excl", 2), cat("test_shared", 2)]
+        return _csr(vals, rows, cols, (R * H, R * n + goff[-1])), H
 
     def inner(self, params: SampleParams, lrB: np.ndarray) -> np.ndarray:
         P = self.P0 + params.N * lrB
@@ -401,8 +438,8 @@ def run_fast(config: Config, seeds=None, vary=None, progress=None, workers=None,
         return _run(config, configs, kind, progress, None, single, vary)
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(n_workers) as pool:
-        return _run(config, configs, kind, progress, pool, single, vary)
+    with ThreadPoolExecutor(n_workers) as pool, ThreadPoolExecutor(1) as lane:
+        return _run(config, configs, kind, progress, (pool, lane), single, vary)
 
 
 WORKERS_FROM = 32  # batches smaller than this run in one thread by default
@@ -424,23 +461,36 @@ def resolve_workers(workers, R: int) -> int:
 
 
 def _replica_for(config: Config, kind: str):
-    """Data and setup of one replica (run in a worker thread when there is a pool)."""
+    """Data and training setup of one replica (in a worker thread when there is a pool)."""
     key = init_key(config.seed)
     train, test = make_data(config)  # each replica its own seed and sigma_p
-    return (train, test), key, _replica(config, train, test, key, kind)
+    return (train, test), key, _replica(config, train, key, kind)
 
 
-def _run(config: Config, configs: list, kind: str, progress, pool, single: bool, vary):
+def _run(config: Config, configs: list, kind: str, progress, threads, single: bool, vary):
+    """The kernel. ``threads`` is None or (pool, lane): the pool shares the per-replica
+    setup; the lane (one helper thread, jobs in order) fills the history memory during the
+    setup and builds the test set while training starts (its replicas shared among the
+    pool). Test evaluations queue behind it in the lane, and once it is built go to the
+    pool. Nothing waits on an unfinished job but the lane's own, so this cannot deadlock."""
+    pool, lane = threads or (None, None)
     R, rows = len(configs), 2 * config.m_k + 1
+    # value_noise is kept as y_i <Delta, xi_i> (R, n) per step and built on access
+    make_tracker = lambda: Tracker(config, replicas=R,  # noqa: E731
+                                   shape_of={"value_noise": (config.n,)})
+    tracker = lane.submit(make_tracker) if lane is not None else make_tracker()
     setups = (list(pool.map(lambda c: _replica_for(c, kind), configs)) if pool is not None
               else [_replica_for(c, kind) for c in configs])
+    if lane is not None:  # filled in the lane while the pool did the setup
+        tracker = tracker.result()
     data, keys, parts = (list(x) for x in zip(*setups))
     layout = (_SampleLayout if kind == "sample" else _CoordinateLayout)(config, parts, R)
+    job = (config, configs, data, keys, parts, layout)
+    test = lane.submit(_test_set, *job, pool) if lane is not None else _test_set(*job)
     st = lambda k: np.stack([p[k] for p in parts])  # noqa: E731
     lr = np.array([c.lr for c in configs])
     common = _Common(y=st("y"), yP0V=st("y")[:, None, None, :] * st("P0V"), S0V=st("S0V"),
-                     v0n=st("v0n"), v0s=st("v0s"), test=_test_set(parts, layout, config.m_k),
-                     lr=lr)
+                     v0n=st("v0n"), v0s=st("v0s"), lr=lr)
     params = init = layout.params
     inner = layout.inner
     if kind == "sample":
@@ -448,11 +498,9 @@ def _run(config: Config, configs: list, kind: str, progress, pool, single: bool,
         inner = lambda p: layout.inner(p, lrB)  # noqa: E731
     opt = from_config(config.replace(lr=1.0))  # directions; the kernel scales by lr
     state = opt.init(params)
-    # value_noise is kept as y_i <Delta, xi_i> (R, n) per step and built on access
-    tracker = Tracker(config, replicas=R, shape_of={"value_noise": (config.n,)})
     record_row = {int(t): k for k, t in enumerate(tracker.steps)}
     test_row = {int(t): k for k, t in enumerate(tracker.test_steps)}
-    pending = []  # test evaluations: (row, future) with a pool, (row, result) without
+    pending = []  # test evaluations: (row, future) with a lane, (row, result) without
     C = np.empty((R, config.n, rows))  # noise-token gradient coefficient of (sample, row)
     grad_sig = np.empty((R, rows))
     every = progress_every(config.steps)
@@ -460,19 +508,22 @@ def _run(config: Config, configs: list, kind: str, progress, pool, single: bool,
         if progress is not None and t % every == 0:
             progress(t, config.steps)
         fw = _forward(common, inner(params), params.sig, config.m_k, config.mu_norm)  # W^(t)
-        if t in record_row:
+        if t in record_row:  # here: handing it to the lane measured no faster
             tracker.record(record_row[t], _quantities(common, fw))
         if t in test_row:
-            job = (common.test, layout.test_state(params, lr), fw, config.m_k)
-            pending.append((test_row[t], pool.submit(_test_metrics, *job) if pool is not None
-                            else _test_metrics(*job)))
+            job = (test, layout.test_state(params, lr), fw, config.m_k)
+            if lane is None:
+                pending.append((test_row[t], _evaluate(*job)))
+            else:  # behind the test set in the lane; once it is built, on any pool thread
+                pending.append((test_row[t], (pool if test.done() else lane).submit(
+                    _evaluate, *job)))
         if t == config.steps:
             break
         _coefficients(common, fw, C, grad_sig, config)
         direction, state = opt.update(layout.gradients(C, grad_sig), state)
         params = layout.apply(params, direction, lr)
     for row, metrics in pending:
-        tracker.record_test(row, *(metrics.result() if pool is not None else metrics))
+        tracker.record_test(row, *(metrics.result() if lane is not None else metrics))
     reps = []
     for r, p in enumerate(parts):
         weights = {}
@@ -561,15 +612,26 @@ class _TestSet(NamedTuple):
     column_replica: np.ndarray  # (columns,) replica of each column of the state
 
 
-def _test_set(parts: list, layout, m_k: int) -> _TestSet:
-    off = np.stack([p["off_t"] for p in parts])  # (R, n_test, 2 m_k)
+def _test_set(config: Config, configs: list, data: list, keys: list, parts: list,
+              layout, pool=None) -> _TestSet:
+    """The test set of a batch (in the lane while training starts, its replicas shared
+    among the pool's threads)."""
+    kind = "sample" if isinstance(layout, _SampleLayout) else "coordinate"
+    work = lambda r: _replica_test(configs[r], data[r][1], keys[r], parts[r], kind)  # noqa
+    tparts = list((pool.map if pool is not None else map)(work, range(len(configs))))
+    m_k = config.m_k
+    M, H = layout.test_matrix(tparts)
+    off = np.stack([p["off_t"] for p in tparts])  # (R, n_test, 2 m_k)
     oQ, oK = np.ascontiguousarray(off[..., :m_k]), np.ascontiguousarray(off[..., m_k:])
-    return _TestSet(y=np.stack([p["yt"] for p in parts]), oQ=oQ, oK=oK,
-                    z22=np.einsum("rns,rns->rn", oQ, oK), v0=np.stack([p["v0t"] for p in parts]),
-                    M=layout.test_matrix, H=layout.test_rows,
-                    oQ_hits=np.ascontiguousarray(oQ[:, :layout.test_rows]),
-                    oK_hits=np.ascontiguousarray(oK[:, :layout.test_rows]),
-                    column_replica=layout.column_replica)
+    return _TestSet(y=np.stack([p["yt"] for p in tparts]), oQ=oQ, oK=oK,
+                    z22=np.einsum("rns,rns->rn", oQ, oK), v0=np.stack([p["v0t"] for p in tparts]),
+                    M=M, H=H, oQ_hits=np.ascontiguousarray(oQ[:, :H]),
+                    oK_hits=np.ascontiguousarray(oK[:, :H]), column_replica=layout.column_replica)
+
+
+def _evaluate(test, Z: np.ndarray, fw: _Forward, m_k: int):
+    """_test_metrics once the test set is ready (``test`` may be a Future of it)."""
+    return _test_metrics(test.result() if hasattr(test, "result") else test, Z, fw, m_k)
 
 
 def _test_metrics(test: _TestSet, Z: np.ndarray, fw: _Forward, m_k: int):

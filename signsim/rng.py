@@ -11,6 +11,11 @@ bijective mix of ``key + i * golden``), so any set of coordinates can be drawn w
 rest: the dense reference kernel draws all d columns, the fast kernel only the columns it
 needs, and both see the same values. Each value is N(0, sigma_0^2) to the resolution of a
 53-bit uniform (tails cut at about 8.3 sigma_0).
+
+The value block at a coordinate is an orthogonal map of its 2 m_v normals, chosen so that the
+mean value v(0) = mean_r w_{V,+1,r} - mean_r w_{V,-1,r} (E11) is one of them times
+sqrt(2 / m_v): test predictions need v(0) at every test coordinate but never the value rows,
+so a test coordinate costs 2 m_k + 1 normals instead of 2 m_k + 2 m_v.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import ndtri
 
-__all__ = ["streams", "init_key", "init_normals", "BLOCKS"]
+__all__ = ["streams", "init_key", "init_normals", "init_query_key_mean_value",
+           "value_rotation", "BLOCKS"]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -54,9 +60,38 @@ def _splitmix64(key: np.uint64, counter: np.ndarray) -> np.ndarray:
     return z
 
 
+def _normals(keys: np.ndarray, coords: np.ndarray, rows: np.ndarray, per_coord: int,
+             sigma_0: float) -> np.ndarray:
+    """sigma_0 * Phi^{-1}(u) at counters coords * per_coord + rows: (R, len(rows), c)."""
+    counter = coords[None, :] * np.uint64(per_coord) + rows[:, None]  # (rows, c)
+    bits = _splitmix64(keys[:, None, None], counter[None])  # (R, rows, c)
+    bits >>= np.uint64(11)
+    w = bits.astype(np.float64)
+    w += 0.5
+    w *= 2.0**-53  # u in (0, 1)
+    ndtri(w, out=w)
+    w *= sigma_0
+    return w
+
+
+def value_rotation(m_v: int) -> np.ndarray:
+    """The orthogonal (2 m_v, 2 m_v) Householder matrix H with H e_1 = c / ||c||, where
+    c = (1/m_v) (1, ..., 1, -1, ..., -1) is the mean-value contrast of E11 (rows j = +1
+    first). H is symmetric, so H c = ||c|| e_1."""
+    u = np.r_[np.ones(m_v), -np.ones(m_v)] / np.sqrt(2.0 * m_v)
+    w = -u
+    w[0] += 1.0  # w = e_1 - u, never 0 (u has 2 m_v >= 2 nonzero entries)
+    return np.eye(2 * m_v) - 2.0 * np.outer(w, w) / (w @ w)
+
+
 def init_normals(key, coords: np.ndarray, m_k: int, m_v: int, sigma_0: float):
     """Initial weights of the given coordinates: (W_Q, W_K, W_V) of shapes
     (m_k, c), (m_k, c), (2, m_v, c) for ``c = len(coords)`` (E13).
+
+    At coordinate k the value block is W_V[:, :, k] = H z_k (``value_rotation``) with z_k
+    the 2 m_v normals of its counters: an orthogonal map of i.i.d. N(0, sigma_0^2) values,
+    so the entries are again i.i.d. N(0, sigma_0^2), and the mean value
+    v(0)[k] = c . W_V[:, :, k] = ||c|| z_k[0] needs only one of them (``init_mean_value``).
 
     ``key`` is one key (uint64) or an array of keys of shape (R,), which adds a leading
     replica axis to every output.
@@ -64,18 +99,31 @@ def init_normals(key, coords: np.ndarray, m_k: int, m_v: int, sigma_0: float):
     coords = np.asarray(coords, dtype=np.uint64)
     keys = np.atleast_1d(np.asarray(key, dtype=np.uint64))
     per_coord = 2 * m_k + 2 * m_v  # counters per coordinate column
-    rows = np.arange(per_coord, dtype=np.uint64)
-    counter = coords[None, :] * np.uint64(per_coord) + rows[:, None]  # (per_coord, c)
-    bits = _splitmix64(keys[:, None, None], counter[None])  # (R, per_coord, c)
-    bits >>= np.uint64(11)
-    w = bits.astype(np.float64)
-    w += 0.5
-    w *= 2.0**-53  # u in (0, 1)
-    ndtri(w, out=w)
-    w *= sigma_0
+    w = _normals(keys, coords, np.arange(per_coord, dtype=np.uint64), per_coord, sigma_0)
     W_Q = np.ascontiguousarray(w[:, :m_k])
     W_K = np.ascontiguousarray(w[:, m_k:2 * m_k])
-    W_V = np.ascontiguousarray(w[:, 2 * m_k:]).reshape(len(keys), 2, m_v, -1)
+    z = w[:, 2 * m_k:]  # (R, 2 m_v, c)
+    H = value_rotation(m_v)
+    W_V = H[:, 0, None] * z[:, None, 0]  # (R, 2 m_v, c): sum over b in a fixed order, so
+    for b in range(1, 2 * m_v):  # any set of columns gets the same bits
+        W_V += H[:, b, None] * z[:, None, b]
+    W_V = W_V.reshape(len(keys), 2, m_v, -1)
     if np.ndim(key) == 0:
         return W_Q[0], W_K[0], W_V[0]
     return W_Q, W_K, W_V
+
+
+def init_query_key_mean_value(key, coords: np.ndarray, m_k: int, m_v: int, sigma_0: float):
+    """(W_Q, W_K, v(0)) at the given coordinates, drawing 2 m_k + 1 normals per coordinate
+    instead of 2 m_k + 2 m_v: v(0)[k] = sqrt(2 / m_v) z_k[0] (see ``init_normals``), equal to
+    E11 applied to ``init_normals``' W_V up to rounding. For coordinates where only the
+    mean value matters (test coordinates outside the training supports)."""
+    coords = np.asarray(coords, dtype=np.uint64)
+    keys = np.atleast_1d(np.asarray(key, dtype=np.uint64))
+    per_coord = 2 * m_k + 2 * m_v
+    w = _normals(keys, coords, np.arange(2 * m_k + 1, dtype=np.uint64), per_coord, sigma_0)
+    out = (np.ascontiguousarray(w[:, :m_k]), np.ascontiguousarray(w[:, m_k:2 * m_k]),
+           np.sqrt(2.0 / m_v) * w[:, 2 * m_k])
+    if np.ndim(key) == 0:
+        return tuple(x[0] for x in out)
+    return out

@@ -4,11 +4,11 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from numpy.testing import assert_array_equal
+from numpy.testing import assert_allclose, assert_array_equal
 
 from signsim.config import Config
 from signsim.data import _sample_supports, make_data
-from signsim.rng import init_normals
+from signsim.rng import init_normals, init_query_key_mean_value, value_rotation
 
 from .strategies import small_configs
 
@@ -85,3 +85,25 @@ def test_init_is_addressable_by_coordinate_and_gaussian():
 def test_noise_l1_matches_dense(n, d):
     train, _ = make_data(Config(n=n, d=d, s=1, n_test=1))
     assert_array_equal(train.noise_l1, np.abs(train.xi).sum(axis=1))
+
+
+@pytest.mark.parametrize("m_v", [1, 2, 10])
+def test_value_block_is_an_orthogonal_map_whose_mean_value_is_one_normal(m_v):
+    """E13 for the value block: W_V[:, k] = H z_k with H orthogonal, so the entries stay
+    i.i.d. N(0, sigma_0^2) (sample covariance of the 2 m_v rows within 5 standard errors of
+    sigma_0^2 I, seeded); and E11 on it is sqrt(2 / m_v) z_k[0], the value
+    init_query_key_mean_value draws alone (equal up to rounding)."""
+    H = value_rotation(m_v)
+    c = np.r_[np.ones(m_v), -np.ones(m_v)] / m_v
+    assert_allclose(H @ H.T, np.eye(2 * m_v), atol=1e-15)
+    assert_allclose(H[:, 0], c / np.linalg.norm(c), atol=1e-15)
+    W_Q, W_K, W_V = init_normals(np.uint64(11), np.arange(40_000), 2, m_v, 0.5)
+    q, k, v = init_query_key_mean_value(np.uint64(11), np.arange(40_000), 2, m_v, 0.5)
+    assert_array_equal(q, W_Q)
+    assert_array_equal(k, W_K)
+    assert_allclose(W_V[0].mean(axis=0) - W_V[1].mean(axis=0), v, rtol=0, atol=1e-15)
+    rows = W_V.reshape(2 * m_v, -1)
+    cov = rows @ rows.T / rows.shape[1]
+    se = 0.25 * np.sqrt(2 / rows.shape[1])  # of a variance; covariances have 0.25/sqrt(N)
+    assert np.abs(np.diag(cov) - 0.25).max() < 5 * se
+    assert np.abs(cov - np.diag(np.diag(cov))).max() < 5 * 0.25 / np.sqrt(rows.shape[1])
