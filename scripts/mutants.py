@@ -46,7 +46,7 @@ MUTANTS = {
     "key-grad-sign": ("fast kernel: key gradient on the noise token with the wrong sign (E18)",
                       "signsim/fast.py", "np.negative(e, out=C[..., m_k:2 * m_k])",
                       "np.positive(e, out=C[..., m_k:2 * m_k])"),
-    "overlap-ignored": ("fast kernel: shared coordinates not summed across samples (both layouts)",
+    "overlap-ignored": ("fast kernel: shared coordinates not summed across samples",
                         "signsim/fast.py", "shared = count[tn.ravel()] > 1",
                         "shared = count[tn.ravel()] > 10**9"),
     "signgd-sums-as-gd": ("fast kernel, per-sample layout: SignGD sums weighted by xi, not sign(xi)",

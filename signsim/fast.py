@@ -203,7 +203,7 @@ class _CoordinateLayout:
     """Per-coordinate weights (module docstring); any optimizer, used for Adam."""
 
     def __init__(self, config: Config, parts: list, R: int):
-        n, s, nt = config.n, config.s, config.n_test
+        n, s = config.n, config.s
         self.vals = np.stack([p["vals"] for p in parts])[:, :, None, :]  # (R, n, 1, s)
         self.params = CoordinateParams(np.stack([p["theta"] for p in parts]),
                                        np.stack([p["sig"] for p in parts]))
@@ -264,7 +264,7 @@ class _SampleLayout:
     """Per-(sample, row) running sums (module docstring); SignGD and GD."""
 
     def __init__(self, config: Config, parts: list, R: int):
-        n, nt = config.n, config.n_test
+        n = config.n
         self.P0 = np.stack([p["P0"] for p in parts])  # (R, n, rows)
         self.B = np.stack([p["B"] for p in parts])[:, :, None]  # (R, n, 1)
         G_r = [len(p["wsh"]) for p in parts]
@@ -509,7 +509,7 @@ def _run(config: Config, configs: list, kind: str, progress, threads, single: bo
             progress(t, config.steps)
         fw = _forward(common, inner(params), params.sig, config.m_k, config.mu_norm)  # W^(t)
         if t in record_row:  # here: handing it to the lane measured no faster
-            tracker.record(record_row[t], _quantities(common, fw))
+            _record(tracker.row(record_row[t]), common, fw)
         if t in test_row:
             job = (test, layout.test_state(params, lr), fw, config.m_k)
             if lane is None:
@@ -567,23 +567,26 @@ def _history(arrays: dict, yP0V: np.ndarray, single: bool) -> History:
     return History(arrays, {"value_noise": value_noise})
 
 
-def _quantities(common: _Common, fw: _Forward) -> dict:
-    """Spec section 6 at the current step, each with a leading replica axis."""
+def _record(out: dict, common: _Common, fw: _Forward) -> None:
+    """Spec section 6 at the current step, written into ``out`` (Tracker.row views, each
+    with a leading replica axis); value_noise in its compact form (see _history)."""
     y, at = common.y, fw.at
-    R, n = y.shape
     y3 = y[:, :, None]
-    return {
-        "query_signal": fw.qs, "key_signal": fw.ks,
-        "query_noise": (y3 * fw.Qn).transpose(0, 2, 1),
-        "key_noise": (y3 * fw.Kn).transpose(0, 2, 1),
-        "value_signal": common.S0V + _J[:, None] * fw.Ds[:, None, None],
-        "value_noise": y * fw.Dn,  # compact: see _history
-        "mean_value_signal": fw.vs, "mean_value_noise": y * fw.vn,
-        "attention": np.stack([at.S11, at.S12, at.S21, at.S22], -1).reshape(R, n, 2, 2),
-        "margin": fw.margin, "loss_derivative": fw.lp,
-        "train_loss": _loss(fw.margin).mean(-1),
-        "train_error": (fw.margin <= 0).mean(-1),
-    }
+    out["query_signal"][...] = fw.qs
+    out["key_signal"][...] = fw.ks
+    np.multiply(y3, fw.Qn, out=out["query_noise"].transpose(0, 2, 1))
+    np.multiply(y3, fw.Kn, out=out["key_noise"].transpose(0, 2, 1))
+    np.add(common.S0V, _J[:, None] * fw.Ds[:, None, None], out=out["value_signal"])
+    np.multiply(y, fw.Dn, out=out["value_noise"])
+    out["mean_value_signal"][...] = fw.vs
+    np.multiply(y, fw.vn, out=out["mean_value_noise"])
+    att = out["attention"]
+    att[..., 0, 0], att[..., 0, 1], att[..., 1, 0], att[..., 1, 1] = (at.S11, at.S12, at.S21,
+                                                                      at.S22)
+    out["margin"][...] = fw.margin
+    out["loss_derivative"][...] = fw.lp
+    out["train_loss"][...] = _loss(fw.margin).mean(-1)
+    out["train_error"][...] = (fw.margin <= 0).mean(-1)
 
 
 def _loss(margin: np.ndarray) -> np.ndarray:

@@ -109,6 +109,10 @@ class Tracker:
         for name in TRAIN_NAMES:
             self._store[name][row] = quantities[name]
 
+    def row(self, row: int) -> dict:
+        """Writable views of one record of every training quantity (to fill in place)."""
+        return {name: self._store[name][row] for name in TRAIN_NAMES}
+
     def record_test(self, row: int, test_loss, test_error) -> None:
         self._store["test_loss"][row] = test_loss
         self._store["test_error"][row] = test_error
