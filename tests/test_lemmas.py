@@ -131,8 +131,8 @@ def _lasting(ok):
 
 def test_stage_conditions_are_reached_in_order(fig1_runs):
     """Spec section 7, found independently (no boundary searched from another): the stage
-    conditions of SignGD start to hold in the order I, II, III, IV. Calibration: 30/30 seeds
-    of fig1 reach all four; here 5 seeds."""
+    conditions of SignGD start to hold in the order I, II, III, IV. Calibration: 29/30 seeds
+    of fig1 (seed 26 aligns all noise only after its Stage IV flips); here 5 seeds."""
     for r in range(len(SEEDS)):
         c = stages.conditions({k: v[r] for k, v in fig1_runs.history.items()})
         t1, t3, t4 = _lasting(c["T1"]), _lasting(c["T3"]), _lasting(c["T4"])
@@ -143,7 +143,7 @@ def test_stage_conditions_are_reached_in_order(fig1_runs):
 
 def test_halving_lr_doubles_the_boundaries(fig1_runs):
     """Spec section 7: boundaries scale as 1/lr. Over 30 seeds of fig1 the ratio
-    T(lr/2) / T(lr) has median 1.96, 1.84, 1.97, 1.99 for T1..T4 (range 1.13 to 2.55);
+    T(lr/2) / T(lr) has median 2.0, 1.86, 1.97, 1.99 for T1..T4 (range 0.23 to 2.30);
     we require the median over 5 seeds in [1.6, 2.4] for each."""
     half = signsim.run("fig1", seeds=SEEDS, n_test=200, lr=5e-5, steps=1800)
     a, b = stages.detect(fig1_runs), stages.detect(half)
@@ -155,7 +155,7 @@ def test_halving_lr_doubles_the_boundaries(fig1_runs):
 def test_doubling_sigma0_doubles_stage_I_and_II():
     """Spec section 7: T1 and T2 grow linearly with sigma_0, where the stages last many steps
     (sigma_0 / (lr sqrt(s)) >> 1; fig1's 11 steps are too few: there a query/key pair below
-    one step of size can swap signs every step). Calibration: ratio 1.98-2.0 on 3 seeds."""
+    one step of size can swap signs every step). Calibration: ratio 1.985-1.993 on 3 seeds."""
     base = signsim.Config(n=10, d=20_000, s=10, sigma_p=3.0, m_k=5, m_v=5, n_test=20,
                           test_every=500, lr=2e-5, sigma_0=0.01, steps=1200)
     a = stages.detect(signsim.run(base, seeds=[0, 1, 2]))
@@ -173,8 +173,8 @@ def _log_linear_r2(steps, loss):
 
 def test_signgd_loss_falls_log_linearly_while_test_loss_stays(fig1_runs):
     """Spec section 7: after T3 log(train loss) is a straight line in t (R^2 >= 0.99;
-    30 seeds: >= 0.9992), the train loss ends below 1e-12 (30 seeds: <= 2.4e-16), and the
-    test loss stays of constant order (>= 0.5; 30 seeds: >= 0.82)."""
+    30 seeds: >= 0.9990), the train loss ends below 1e-12 (30 seeds: <= 1.9e-16), and the
+    test loss stays of constant order (>= 0.5; 30 seeds: >= 0.83)."""
     reports = stages.detect(fig1_runs)
     for r, rep in enumerate(reports):
         t = fig1_runs.steps
@@ -187,7 +187,7 @@ def test_signgd_loss_falls_log_linearly_while_test_loss_stays(fig1_runs):
 
 def test_adam_loss_falls_sublinearly(fig2_runs):
     """Spec section 8: under Adam the log-loss slope flattens. Over 30 seeds the slope on the
-    last third after T3 is 0.70-0.88 of that on the middle third (SignGD: 0.93-0.96);
+    last third after T3 is 0.71-0.87 of that on the middle third (SignGD: 0.87-0.95);
     we require < 0.9 for every seed."""
     for r, rep in enumerate(stages.detect(fig2_runs)):
         t, loss = fig2_runs.steps, fig2_runs.history["train_loss"][r]
