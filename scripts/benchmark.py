@@ -125,7 +125,7 @@ def main() -> None:
     if args.only in (None, "d"):
         d_section(args)
     if args.only in (None, "replicas"):
-        replica_section(fig1, max(3, args.repeat // 2))
+        replica_section(fig1, max(5, args.repeat))
 
 
 def fig1_section(fig1, fast, args) -> None:
@@ -159,18 +159,29 @@ def d_section(args) -> None:
 
 
 def replica_section(fig1, repeat: int) -> None:
-    print("\n3. batched replicas of fig1 (run(fig1, seeds=range(R), workers=W); "
-          "W = default is signsim.fast.resolve_workers)")
-    one = None
-    for R in (1, 10, 100):
+    """Each batch is timed in turn with one run of a single replica (A B A B ...), so that
+    each ratio compares two measurements taken seconds apart; the machine's speed drifts."""
+    print("\n3. batched replicas of fig1: run(fig1, seeds=range(R), workers=W), each timing "
+          "paired with one of run(fig1, seeds=[0])\n"
+          "   (W default: signsim.fast.resolve_workers; ratio = median over pairs of "
+          "batch / single, and min batch / min single)")
+    signsim.run(fig1, seeds=list(range(100)))  # warm-up
+    for R in (10, 100):
         auto = resolve_workers(None, R)
         for workers in sorted({1, auto}):
-            wall = timed(lambda R=R, w=workers: signsim.run(fig1, seeds=list(range(R)), workers=w),
-                         repeat)
-            one = wall if R == 1 else one
+            one, many = [], []
+            for _ in range(repeat):
+                t0 = time.perf_counter()
+                signsim.run(fig1, seeds=[0])
+                one.append(time.perf_counter() - t0)
+                t0 = time.perf_counter()
+                signsim.run(fig1, seeds=list(range(R)), workers=workers)
+                many.append(time.perf_counter() - t0)
             label = f"{workers}{' (default)' if workers == auto else ''}"
-            print(f"   {R:3d} replicas, W = {label:12s} {wall:8.3f} s  {wall / R:7.4f} s per "
-                  f"replica  {wall / one:6.1f} x one")
+            pair = statistics.median(m / o for m, o in zip(many, one))
+            print(f"   {R:3d} replicas, W = {label:12s} {statistics.median(many):7.3f} s "
+                  f"(one: {statistics.median(one):.3f} s)   {pair:5.1f} x one (pairs), "
+                  f"{min(many) / min(one):5.1f} x (minima)")
 
 
 if __name__ == "__main__":

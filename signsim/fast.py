@@ -30,7 +30,14 @@ The tokens are handled by role (1 = signal y_i mu, 2 = noise xi_i): the network 
 positional information (E4), so the position of the signal token changes nothing.
 
 Test predictions: <w_row(t), xi> = (a frozen init part, computed once) + (a sparse matrix of
-the few test coordinates in U) @ (the state of the layout).
+the few test coordinates in U) @ (the state of the layout). The test set is prepared apart
+from training (``_replica_test``, ``_test_set``): it draws E13 at the test coordinates (only
+the query/key rows and v(0): ``rng.init_query_key_mean_value``), puts the test samples that
+touch U first, and can be built by a helper thread while training starts.
+
+Threads (``workers`` > 1): a pool shares the per-replica setup; a helper "lane" fills the
+history memory, builds the test set and takes the test evaluations; the training loop stays
+one vectorised pass in the calling thread. No number depends on which thread computes it.
 
 Learning rates: the optimizer runs at lr = 1 and the kernel multiplies by each replica's lr;
 ``(-1 * x) * lr == (-lr) * x`` exactly, so replicas that differ in lr (``vary``) are

@@ -30,7 +30,7 @@ class Result:
         Recorded steps; step 0 is the initialisation.
     test_steps : ndarray of shape (T_test,)
         Steps at which test_loss and test_error were recorded.
-    history : dict of str to ndarray
+    history : mapping of str to ndarray (a dict, or a ``tracker.History``)
         Every name of spec section 6; the first axis runs over ``steps`` (over
         ``test_steps`` for test_loss, test_error), after the replica axis of a batched run.
     params, init_params : Params or SparseParams

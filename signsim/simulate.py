@@ -52,8 +52,9 @@ def run(config=None, *, seeds=None, vary=None, progress=None, workers=None,
     progress : callable, optional
         Called as ``progress(t, steps)`` about a hundred times over the run (for a bar).
     workers : int, optional
-        Threads that share the replicas of a batch (fast kernel). The default uses one
-        thread per 32 replicas, at most one per available CPU. Results do not depend on it.
+        Threads for a batch (fast kernel): they share the per-replica setup and run the test
+        evaluations beside training. The default is 2 for batches of 32 replicas or more
+        (at most the available CPUs), else 1. Results do not depend on it.
     **overrides
         Config fields to replace, e.g. ``lr=2e-4, optimizer="adam"``.
 

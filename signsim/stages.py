@@ -144,5 +144,12 @@ def detect(result, *, dominance: float = 1.0, s21_threshold: float = 0.01):
                          f"Got {s21_threshold!r} instead.")
     if result.seeds is None:
         return _detect_one(result.steps, result.history, dominance, s21_threshold)
-    return [_detect_one(result.steps, {k: v[r] for k, v in result.history.items()},
-                        dominance, s21_threshold) for r in range(len(result.seeds))]
+    h = result.history
+    return [_detect_one(result.steps, {k: h[k][r] for k in _USED}, dominance, s21_threshold)
+            for r in range(len(result.seeds))]
+
+
+# the recorded quantities the stage conditions read (not value_noise, which a fast-kernel
+# history builds only on access)
+_USED = ("mean_value_noise", "mean_value_signal", "query_noise", "key_noise", "query_signal",
+         "key_signal", "attention", "loss_derivative")
