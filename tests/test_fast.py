@@ -176,14 +176,16 @@ def test_per_sample_layout_equals_per_coordinate_layout(optimizer, shape):
         assert_allclose(x, y, rtol=RTOL, atol=ATOL)
 
 
-@pytest.mark.parametrize("optimizer", ["signgd", "adam"])
+@pytest.mark.parametrize("optimizer", ["signgd", "adam", "gd"])
 def test_worker_threads_do_not_change_a_single_bit(optimizer):
-    """Each thread runs a contiguous share of the replicas with the same operations."""
+    """Threads share the setup, build the test set and evaluate it beside training; every
+    number is computed by the same operations, so the result is bit for bit the same."""
     config = signsim.Config(optimizer=optimizer, lr=LR[optimizer], **OVERLAP)
     seeds = [3, 1, 4, 1, 5]
-    one = signsim.run(config, seeds=seeds, workers=1)
+    vary = {"lr": [LR[optimizer] * k for k in (1, 0.5, 2, 1, 0.25)]}
+    one = signsim.run(config, seeds=seeds, vary=vary, workers=1)
     for workers in (2, 3):
-        many = signsim.run(config, seeds=seeds, workers=workers)
+        many = signsim.run(config, seeds=seeds, vary=vary, workers=workers)
         for name in one.history:
             assert_array_equal(one.history[name], many.history[name], err_msg=name)
         for x, y in zip(one.params.to_dense(), many.params.to_dense()):
