@@ -345,6 +345,7 @@ def _csr(values, rows, cols, shape) -> csr_matrix:
 # ---------------------------------------------------------------- forward and gradients
 
 class _Attention(NamedTuple):
+    S: np.ndarray  # (4, R, N): S11, S12, S21, S22 (the fields below are its rows)
     S11: np.ndarray  # (R, N) signal query on signal key
     S12: np.ndarray
     S21: np.ndarray  # noise query on signal key
@@ -361,16 +362,25 @@ def _attend(qs, ks, Qn, Kn, vs, vn, y) -> _Attention:
     z12 = y * np.einsum("rns,rs->rn", Kn, qs)  # (R, N)
     z21 = y * np.einsum("rns,rs->rn", Qn, ks)
     z22 = np.einsum("rns,rns->rn", Qn, Kn)
-    S11, S12 = expit(z11 - z12), expit(z12 - z11)  # two-way softmax    (E10)
-    S21, S22 = expit(z21 - z22), expit(z22 - z21)
+    # two-way softmax (E10), the four in one call: fl(b - a) = -fl(a - b) exactly, so
+    # row 1 is expit(z12 - z11) bit for bit, and row 3 expit(z22 - z21)
+    S = np.empty((4,) + z12.shape)
+    np.subtract(z11, z12, out=S[0])
+    np.negative(S[0], out=S[1])
+    np.subtract(z21, z22, out=S[2])
+    np.negative(S[2], out=S[3])
+    expit(S, out=S)
+    S11, S12, S21, S22 = S
     V1 = y * vs[:, None]  # (E12)
     f = (S11 + S21) * V1 + (S12 + S22) * vn
-    return _Attention(S11, S12, S21, S22, V1, vn, f)
+    return _Attention(S, S11, S12, S21, S22, V1, vn, f)
 
 
 class _Forward(NamedTuple):
     """The forward pass at the current weights, by role (what gradients and records need)."""
 
+    P: np.ndarray  # (R, n, rows) <w_row, xi_i>: Qn, Kn and Dn are its parts
+    sig: np.ndarray  # (R, rows)  <w_row, mu>: qs, ks and Ds are its parts
     Qn: np.ndarray  # (R, n, m_k) <w_{Q,s}, xi_i>                          (E8)
     Kn: np.ndarray  # (R, n, m_k) <w_{K,s}, xi_i>
     Dn: np.ndarray  # (R, n)      <Delta, xi_i>
@@ -393,7 +403,7 @@ def _forward(common: _Common, P: np.ndarray, sig: np.ndarray, m_k: int, mu: floa
     vs = common.v0s + 2.0 * Ds
     at = _attend(qs, ks, Qn, Kn, vs, vn, common.y)
     margin = common.y * at.f
-    return _Forward(Qn, Kn, Dn, qs, ks, Ds, vn, vs, at, margin, -expit(-margin))
+    return _Forward(P, sig, Qn, Kn, Dn, qs, ks, Ds, vn, vs, at, margin, -expit(-margin))
 
 
 def _coefficients(common: _Common, fw: _Forward, C: np.ndarray, grad_sig: np.ndarray,
@@ -484,7 +494,7 @@ def _run(config: Config, configs: list, kind: str, progress, threads, single: bo
     R, rows = len(configs), 2 * config.m_k + 1
     # value_noise is kept as y_i <Delta, xi_i> (R, n) per step and built on access
     make_tracker = lambda: Tracker(config, replicas=R,  # noqa: E731
-                                   shape_of={"value_noise": (config.n,)})
+                                   shape_of=_compact_shapes(config))
     tracker = lane.submit(make_tracker) if lane is not None else make_tracker()
     setups = (list(pool.map(lambda c: _replica_for(c, kind), configs)) if pool is not None
               else [_replica_for(c, kind) for c in configs])
@@ -541,7 +551,7 @@ def _run(config: Config, configs: list, kind: str, progress, threads, single: bo
                 W = layout.weights_on_U(now, r, p["rep"], p["W0_U"])
             weights[name] = (W, p["W0V_U"] + _J[:, None, None] * W[2 * config.m_k])
         reps.append(dict(coords=p["coords"], **weights))
-    history = _history(tracker.history, common.yP0V, single)
+    history = _history(tracker.history, common, config.m_k, single)
     keys = np.array(keys, dtype=np.uint64)
     train, test = [d[0] for d in data], [d[1] for d in data]
     return Result(config=config, steps=tracker.steps, test_steps=tracker.test_steps,
@@ -556,40 +566,52 @@ def _run(config: Config, configs: list, kind: str, progress, threads, single: bo
 _J = np.array([1.0, -1.0])  # value heads j = +1, -1
 
 
-def _history(arrays: dict, yP0V: np.ndarray, single: bool) -> History:
-    """The recorded arrays, with value_noise built on first access.
+def _compact_shapes(config: Config) -> dict:
+    """What the fast kernel records instead of six of the quantities (see _history)."""
+    rows = 2 * config.m_k + 1
+    return {"noise_products": (config.n, rows), "signal_products": (rows,),
+            **dict.fromkeys(_FROM_PRODUCTS)}
 
-    E19 gives every value row the same update up to j, so
-    <w_{V,j,r}(t), y_i xi_i> = <w_{V,j,r}(0), y_i xi_i> + j y_i <Delta(t), xi_i>: the run
-    records only the last term, (R, T, n) instead of (R, T, 2, m_v, n) (274 MB of the
-    700 MB of 100 fig1 replicas)."""
-    compact = arrays.pop("value_noise")  # (R, T, n)
 
-    def value_noise():
-        full = yP0V[:, None] + _J[:, None, None] * compact[:, :, None, None, :]
-        return full[0] if single else full
+_FROM_PRODUCTS = ("query_signal", "key_signal", "query_noise", "key_noise", "value_signal",
+                  "value_noise")
 
+
+def _history(arrays: dict, common: _Common, m_k: int, single: bool) -> History:
+    """The recorded arrays, six quantities built on first access from two compact records.
+
+    The run records y_i <w_row, xi_i> (R, T, n, rows) and <w_row, mu> (R, T, rows) for the
+    rows W_Q, W_K, Delta. query_noise and key_noise are views of the first; and E19 gives
+    every value row the same update up to j, so
+    <w_{V,j,r}(t), y_i xi_i> = <w_{V,j,r}(0), y_i xi_i> + j y_i <Delta(t), xi_i>: one number
+    per sample and step instead of 2 m_v (274 MB of 100 fig1 replicas)."""
+    noise = arrays.pop("noise_products")  # (R, T, n, rows)
+    signal = arrays.pop("signal_products")  # (R, T, rows)
+    pick = (lambda x: x[0]) if single else (lambda x: x)  # noqa: E731
+    built = {
+        "query_signal": lambda: pick(signal[..., :m_k]),
+        "key_signal": lambda: pick(signal[..., m_k:2 * m_k]),
+        "query_noise": lambda: pick(np.swapaxes(noise[..., :m_k], -1, -2)),
+        "key_noise": lambda: pick(np.swapaxes(noise[..., m_k:2 * m_k], -1, -2)),
+        "value_signal": lambda: pick(common.S0V[:, None]
+                                     + _J[:, None] * signal[:, :, None, None, 2 * m_k]),
+        "value_noise": lambda: pick(common.yP0V[:, None]
+                                    + _J[:, None, None] * noise[:, :, None, None, :, 2 * m_k]),
+    }
     if single:
         arrays = {k: v[0] for k, v in arrays.items()}
-    return History(arrays, {"value_noise": value_noise})
+    return History(arrays, built)
 
 
 def _record(out: dict, common: _Common, fw: _Forward) -> None:
     """Spec section 6 at the current step, written into ``out`` (Tracker.row views, each
-    with a leading replica axis); value_noise in its compact form (see _history)."""
-    y, at = common.y, fw.at
-    y3 = y[:, :, None]
-    out["query_signal"][...] = fw.qs
-    out["key_signal"][...] = fw.ks
-    np.multiply(y3, fw.Qn, out=out["query_noise"].transpose(0, 2, 1))
-    np.multiply(y3, fw.Kn, out=out["key_noise"].transpose(0, 2, 1))
-    np.add(common.S0V, _J[:, None] * fw.Ds[:, None, None], out=out["value_signal"])
-    np.multiply(y, fw.Dn, out=out["value_noise"])
+    with a leading replica axis); six quantities in the compact form of _history."""
+    y = common.y
+    np.multiply(y[:, :, None], fw.P, out=out["noise_products"])
+    out["signal_products"][...] = fw.sig
     out["mean_value_signal"][...] = fw.vs
     np.multiply(y, fw.vn, out=out["mean_value_noise"])
-    att = out["attention"]
-    att[..., 0, 0], att[..., 0, 1], att[..., 1, 0], att[..., 1, 1] = (at.S11, at.S12, at.S21,
-                                                                      at.S22)
+    out["attention"].reshape(y.shape + (4,))[...] = np.moveaxis(fw.at.S, 0, -1)
     out["margin"][...] = fw.margin
     out["loss_derivative"][...] = fw.lp
     out["train_loss"][...] = _loss(fw.margin).mean(-1)

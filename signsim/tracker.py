@@ -79,7 +79,9 @@ class History(Mapping):
 
 class Tracker:
     """Preallocated history; ``replicas`` adds a leading replica axis to every array.
-    ``shape_of`` replaces the record shape of some names (a kernel's compact form)."""
+    ``shape_of`` changes what is stored: a name mapped to a shape is stored with that record
+    shape (a kernel's compact form, possibly under a new name), a name mapped to None is not
+    stored (the kernel derives it)."""
 
     def __init__(self, config: Config, replicas: int | None = None,
                  shape_of: dict | None = None):
@@ -93,9 +95,11 @@ class Tracker:
         # between computations (0.08 s against 0.75-0.97 s for the 700 MB of 100 fig1
         # replicas, scripts/benchmark.py machine)
         self._store = {}
-        for name in TRAIN_NAMES + TEST_NAMES:
-            T = len(self.steps if name in TRAIN_NAMES else self.test_steps)
-            self._store[name] = np.full((T,) + lead + shp[name], np.nan)
+        for name, shape in shp.items():
+            if shape is None:
+                continue
+            T = len(self.test_steps if name in TEST_NAMES else self.steps)
+            self._store[name] = np.full((T,) + lead + shape, np.nan)
         self._batched = bool(lead)
 
     @property
@@ -110,8 +114,8 @@ class Tracker:
             self._store[name][row] = quantities[name]
 
     def row(self, row: int) -> dict:
-        """Writable views of one record of every training quantity (to fill in place)."""
-        return {name: self._store[name][row] for name in TRAIN_NAMES}
+        """Writable views of one record of everything stored but the test metrics."""
+        return {name: v[row] for name, v in self._store.items() if name not in TEST_NAMES}
 
     def record_test(self, row: int, test_loss, test_error) -> None:
         self._store["test_loss"][row] = test_loss
