@@ -77,7 +77,6 @@ class _Common(NamedTuple):
     S0V: np.ndarray  # (R, 2, m_v) <w_{V,j,r}(0), mu>
     v0n: np.ndarray  # (R, n) <v(0), xi_i>
     v0s: np.ndarray  # (R,) <v(0), mu>
-    lr: np.ndarray  # (R,) learning rate of each replica
 
 
 # ---------------------------------------------------------------- setup of one replica
@@ -507,7 +506,7 @@ def _run(config: Config, configs: list, kind: str, progress, threads, single: bo
     st = lambda k: np.stack([p[k] for p in parts])  # noqa: E731
     lr = np.array([c.lr for c in configs])
     common = _Common(y=st("y"), yP0V=st("y")[:, None, None, :] * st("P0V"), S0V=st("S0V"),
-                     v0n=st("v0n"), v0s=st("v0s"), lr=lr)
+                     v0n=st("v0n"), v0s=st("v0s"))
     params = init = layout.params
     inner = layout.inner
     if kind == "sample":
