@@ -51,13 +51,12 @@ from typing import NamedTuple
 
 import numpy as np
 from scipy.sparse import csr_matrix
-from scipy.special import expit
 
 from .config import Config
 from .data import make_data
 from .optim import from_config
 from .result import Result
-from .rng import init_key, init_normals, init_query_key_mean_value
+from .rng import init_key, init_mean_value, init_normals, init_query_key_mean_value
 from .sparse import SparseParams
 from .tracker import History, Tracker, progress_every
 
@@ -92,7 +91,7 @@ def _replica(config: Config, train, key, layout: str) -> dict:
     W_Q, W_K, W_V = init_normals(key, U, m_k, m_v, config.sigma_0)  # (E13)
     W0 = np.concatenate([W_Q, W_K, np.zeros((1, len(U)))])  # (rows, |U|); Delta(0) = 0
     # v(0) (E11) from one normal per coordinate, as at the test coordinates (rng docstring)
-    v0 = init_query_key_mean_value(key, U, m_k, m_v, config.sigma_0)[2]
+    v0 = init_mean_value(key, U, m_k, m_v, config.sigma_0)
     count = np.bincount(tn.ravel(), minlength=len(U))  # training supports holding each column
     slot_of = np.zeros(len(U), np.int64)
     cols, first = np.unique(tn.ravel(), return_index=True)
@@ -133,15 +132,14 @@ def _replica_test(config: Config, test, key, part: dict, layout: str) -> dict:
     as entries of the layout's test matrix."""
     m_k, m_v, s = config.m_k, config.m_v, config.s
     t_val = test.noise_value
-    needed, tt = np.unique(test.noise_index, return_inverse=True)
+    needed, tt = _unique_inverse(test.noise_index, config.d)
     tt = tt.reshape(t_val.shape)  # (n_test, s) column in `needed` of each test slot
     # E13 by coordinate (the same values as in U); only v(0) of the value block  (E11)
-    W_Q, W_K, v0 = init_query_key_mean_value(key, needed, m_k, m_v, config.sigma_0)
+    QK, v0 = init_query_key_mean_value(key, needed, m_k, m_v, config.sigma_0)  # (c, 2 m_k)
     U = part["coords"]
     where = np.minimum(np.searchsorted(U, needed), len(U) - 1)
     in_U = U[where] == needed  # (c,) is this test coordinate in U
     u_col = np.where(in_U, where, 0)  # its column in U (0: not in U, never used)
-    QK = np.concatenate([W_Q, W_K]).T  # (c, 2 m_k)
     nt = len(test.y)
     out = dict(yt=test.y, v0t=(v0[tt] * t_val).sum(-1))
 
@@ -169,6 +167,21 @@ def _replica_test(config: Config, test, key, part: dict, layout: str) -> dict:
     out["test_excl"] = (j_e[ex], i_slot, part["b"][i_slot, a_slot] * t_vals[ex])
     out["test_shared"] = (j_e[t_shared], part["group_of"][t_cols[t_shared]], t_vals[t_shared])
     return _hits_first(out, in_U[tt].any(axis=1), ("test_excl", "test_shared"))
+
+
+def _unique_inverse(index: np.ndarray, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(index, return_inverse=True)`` for coordinates in [0, d): by marking a
+    length-d table when d is at most 8 times the number of entries (memory still O(entries),
+    several times faster than sorting), else by sorting."""
+    flat = index.ravel()
+    if d > 8 * flat.size:
+        return np.unique(flat, return_inverse=True)
+    mark = np.zeros(d, bool)
+    mark[flat] = True
+    values = np.flatnonzero(mark)
+    position = np.empty(d, np.int64)
+    position[values] = np.arange(values.size)
+    return values, position[flat]
 
 
 def _hits_first(out: dict, hit: np.ndarray, entries: tuple) -> dict:
@@ -361,14 +374,16 @@ def _attend(qs, ks, Qn, Kn, vs, vn, y) -> _Attention:
     z12 = y * np.einsum("rns,rs->rn", Kn, qs)  # (R, N)
     z21 = y * np.einsum("rns,rs->rn", Qn, ks)
     z22 = np.einsum("rns,rns->rn", Qn, Kn)
-    # two-way softmax (E10), the four in one call: fl(b - a) = -fl(a - b) exactly, so
-    # row 1 is expit(z12 - z11) bit for bit, and row 3 expit(z22 - z21)
+    # two-way softmax (E10): S11 = 1 / (1 + e^(z12 - z11)), S12 = 1 / (1 + e^(z11 - z12)),
+    # likewise S21, S22; the four in one pass (fl(b - a) = -fl(a - b) exactly). NumPy's exp
+    # is vectorised, several times faster than scipy's expit here; an overflow to inf gives
+    # S = 0, the right limit (the caller ignores overflow warnings)
     S = np.empty((4,) + z12.shape)
-    np.subtract(z11, z12, out=S[0])
+    np.subtract(z12, z11, out=S[0])
     np.negative(S[0], out=S[1])
-    np.subtract(z21, z22, out=S[2])
+    np.subtract(z22, z21, out=S[2])
     np.negative(S[2], out=S[3])
-    expit(S, out=S)
+    _sigmoid_of_negative(S)
     S11, S12, S21, S22 = S
     V1 = y * vs[:, None]  # (E12)
     f = (S11 + S21) * V1 + (S12 + S22) * vn
@@ -402,7 +417,17 @@ def _forward(common: _Common, P: np.ndarray, sig: np.ndarray, m_k: int, mu: floa
     vs = common.v0s + 2.0 * Ds
     at = _attend(qs, ks, Qn, Kn, vs, vn, common.y)
     margin = common.y * at.f
-    return _Forward(P, sig, Qn, Kn, Dn, qs, ks, Ds, vn, vs, at, margin, -expit(-margin))
+    lp = np.exp(margin)  # l' = -1 / (1 + e^margin)                              (E14)
+    lp += 1.0
+    np.divide(-1.0, lp, out=lp)
+    return _Forward(P, sig, Qn, Kn, Dn, qs, ks, Ds, vn, vs, at, margin, lp)
+
+
+def _sigmoid_of_negative(x: np.ndarray) -> None:
+    """x <- 1 / (1 + e^x) in place (= expit(-x)); e^x = inf gives 0."""
+    np.exp(x, out=x)
+    x += 1.0
+    np.reciprocal(x, out=x)
 
 
 def _coefficients(common: _Common, fw: _Forward, C: np.ndarray, grad_sig: np.ndarray,
@@ -520,24 +545,25 @@ def _run(config: Config, configs: list, kind: str, progress, threads, single: bo
     C = np.empty((R, config.n, rows))  # noise-token gradient coefficient of (sample, row)
     grad_sig = np.empty((R, rows))
     every = progress_every(config.steps)
-    for t in range(config.steps + 1):
-        if progress is not None and t % every == 0:
-            progress(t, config.steps)
-        fw = _forward(common, inner(params), params.sig, config.m_k, config.mu_norm)  # W^(t)
-        if t in record_row:  # here: handing it to the lane measured no faster
-            _record(tracker.row(record_row[t]), common, fw)
-        if t in test_row:
-            job = (test, layout.test_state(params, lr), fw, config.m_k)
-            if lane is None:
-                pending.append((test_row[t], _evaluate(*job)))
-            else:  # behind the test set in the lane; once it is built, on any pool thread
-                pending.append((test_row[t], (pool if test.done() else lane).submit(
-                    _evaluate, *job)))
-        if t == config.steps:
-            break
-        _coefficients(common, fw, C, grad_sig, config)
-        direction, state = opt.update(layout.gradients(C, grad_sig), state)
-        params = layout.apply(params, direction, lr)
+    with np.errstate(over="ignore"):  # sigmoids: e^x = inf gives the right limit 0
+        for t in range(config.steps + 1):
+            if progress is not None and t % every == 0:
+                progress(t, config.steps)
+            fw = _forward(common, inner(params), params.sig, config.m_k, config.mu_norm)  # W^(t)
+            if t in record_row:  # here: handing it to the lane measured no faster
+                _record(tracker.row(record_row[t]), common, fw)
+            if t in test_row:
+                job = (test, layout.test_state(params, lr), fw, config.m_k)
+                if lane is None:
+                    pending.append((test_row[t], _evaluate(*job)))
+                else:  # behind the test set in the lane; once it is built, on any pool thread
+                    pending.append((test_row[t], (pool if test.done() else lane).submit(
+                        _evaluate, *job)))
+            if t == config.steps:
+                break
+            _coefficients(common, fw, C, grad_sig, config)
+            direction, state = opt.update(layout.gradients(C, grad_sig), state)
+            params = layout.apply(params, direction, lr)
     for row, metrics in pending:
         tracker.record_test(row, *(metrics.result() if lane is not None else metrics))
     reps = []
@@ -620,7 +646,12 @@ def _record(out: dict, common: _Common, fw: _Forward) -> None:
 def _loss(margin: np.ndarray) -> np.ndarray:
     """l(z) = log(1 + e^-z) (E14) as log1p(e^-|z|) + max(-z, 0): stable both ways, and
     several times faster than np.logaddexp."""
-    return np.log1p(np.exp(-np.abs(margin))) + np.maximum(-margin, 0.0)
+    out = np.abs(margin)
+    np.negative(out, out=out)
+    np.exp(out, out=out)
+    np.log1p(out, out=out)
+    out -= np.minimum(margin, 0.0)  # + max(-z, 0), the same number
+    return out
 
 
 class _TestSet(NamedTuple):
@@ -629,16 +660,20 @@ class _TestSet(NamedTuple):
     <w_row(t), xi> = o_row (frozen) + (M @ Z)[row] with Z the layout's state (columns of
     its test matrix M). Only the "hit" test samples, with a coordinate in U, have an entry
     in M; they come first in each replica (``_hits_first``), so M has H rows per replica,
-    H the largest number of hits (a replica with fewer has empty rows there)."""
+    H the largest number of hits (a replica with fewer has empty rows there).
+
+    Frozen parts that the logits need times the label y = +-1 are kept multiplied by it: a
+    sign change is exact, so y (a + b) = y a + y b bit for bit."""
 
     y: np.ndarray  # (R, n_test)
-    oQ: np.ndarray  # (R, n_test, m_k) frozen part of <w_{Q,s}, xi>
-    oK: np.ndarray  # (R, n_test, m_k)
+    yoQ: np.ndarray  # (R, n_test, m_k) y times the frozen part of <w_{Q,s}, xi>
+    yoK: np.ndarray  # (R, n_test, m_k) y times the frozen part of <w_{K,s}, xi>
     z22: np.ndarray  # (R, n_test) <oQ, oK>: the noise-noise logit without the state
-    v0: np.ndarray  # (R, n_test) <v(0), xi>
+    yv0: np.ndarray  # (R, n_test) y <v(0), xi>
     M: csr_matrix  # (R H, columns)
     H: int
-    oQ_hits: np.ndarray  # (R, H, m_k) oQ of the first H test samples, contiguous
+    y_hits: np.ndarray  # (R, H) y of the first H test samples
+    oQ_hits: np.ndarray  # (R, H, m_k) frozen parts of the first H test samples
     oK_hits: np.ndarray
     column_replica: np.ndarray  # (columns,) replica of each column of the state
 
@@ -652,12 +687,15 @@ def _test_set(config: Config, configs: list, data: list, keys: list, parts: list
     tparts = list((pool.map if pool is not None else map)(work, range(len(configs))))
     m_k = config.m_k
     M, H = layout.test_matrix(tparts)
-    off = np.stack([p["off_t"] for p in tparts])  # (R, n_test, 2 m_k)
-    oQ, oK = np.ascontiguousarray(off[..., :m_k]), np.ascontiguousarray(off[..., m_k:])
-    return _TestSet(y=np.stack([p["yt"] for p in tparts]), oQ=oQ, oK=oK,
-                    z22=np.einsum("rns,rns->rn", oQ, oK), v0=np.stack([p["v0t"] for p in tparts]),
-                    M=M, H=H, oQ_hits=np.ascontiguousarray(oQ[:, :H]),
-                    oK_hits=np.ascontiguousarray(oK[:, :H]), column_replica=layout.column_replica)
+    off = np.stack([p["off_t"] for p in tparts])  # (R, n_test, 2 m_k): Q part, K part
+    y = np.stack([p["yt"] for p in tparts])
+    yo = y[..., None] * off
+    return _TestSet(y=y, yoQ=np.ascontiguousarray(yo[..., :m_k]),
+                    yoK=np.ascontiguousarray(yo[..., m_k:]),
+                    z22=np.einsum("rns,rns->rn", off[..., :m_k], off[..., m_k:]),
+                    yv0=y * np.stack([p["v0t"] for p in tparts]), M=M, H=H,
+                    y_hits=y[:, :H].copy(), oQ_hits=off[:, :H, :m_k].copy(),
+                    oK_hits=off[:, :H, m_k:].copy(), column_replica=layout.column_replica)
 
 
 def _evaluate(test, Z: np.ndarray, fw: _Forward, m_k: int):
@@ -670,31 +708,42 @@ def _test_metrics(test: _TestSet, Z: np.ndarray, fw: _Forward, m_k: int):
 
     By linearity the state enters each logit and the value only at the hit samples:
     <K part, q_signal> and <Q part, k_signal> are per-column numbers, so one sparse product
-    gives every correction."""
+    gives every correction. Written with y folded in (exact, see _TestSet):
+    margin = y f = 2 y v + S (<v, mu> - y v) with S = S11 + S21 and
+    S11 = 1 / (1 + e^(y z12 - z11)), S21 = 1 / (1 + e^(z22 - y z21))  (E9, E10, E12, L = 2)."""
     R, H = test.y.shape[0], test.H
     rep = test.column_replica
     # corrections of the hit samples, each block contiguous (R, H, .)
     aQ = (test.M @ np.ascontiguousarray(Z[:, :m_k])).reshape(R, H, m_k)
     aK = (test.M @ np.ascontiguousarray(Z[:, m_k:2 * m_k])).reshape(R, H, m_k)
     W = np.empty((Z.shape[0], 3))
-    W[:, 0] = np.einsum("cs,cs->c", Z[:, m_k:2 * m_k], fw.qs[rep])  # <K part, q_signal>
-    W[:, 1] = np.einsum("cs,cs->c", Z[:, :m_k], fw.ks[rep])  # <Q part, k_signal>
+    np.einsum("cs,cs->c", Z[:, m_k:2 * m_k], fw.qs[rep], out=W[:, 0])  # <K part, q_signal>
+    np.einsum("cs,cs->c", Z[:, :m_k], fw.ks[rep], out=W[:, 1])  # <Q part, k_signal>
     W[:, 2] = Z[:, 2 * m_k]  # Delta
     A = (test.M @ W).reshape(R, H, 3)
-    y = test.y
-    z12 = np.matmul(test.oK, fw.qs[:, :, None])[..., 0]  # frozen parts (R, n_test)   (E9)
-    z21 = np.matmul(test.oQ, fw.ks[:, :, None])[..., 0]
+    A *= test.y_hits[..., None]
+    # y z12, y z21 (E9): the frozen parts, then the hits' corrections
+    z12 = np.matmul(test.yoK, fw.qs[:, :, None])[..., 0]  # (R, n_test)
+    z21 = np.matmul(test.yoQ, fw.ks[:, :, None])[..., 0]
     z12[:, :H] += A[..., 0]
     z21[:, :H] += A[..., 1]
+    aQ += test.oQ_hits
+    aK += test.oK_hits
     z22 = test.z22.copy()
-    z22[:, :H] = np.einsum("rhs,rhs->rh", test.oQ_hits + aQ, test.oK_hits + aK)
-    vt = test.v0.copy()
-    vt[:, :H] += 2.0 * A[..., 2]  # v = v(0) + 2 Delta
+    np.einsum("rhs,rhs->rh", aQ, aK, out=z22[:, :H])
+    yv = test.yv0.copy()  # y v = y v(0) + 2 y (Delta part)                     (E11)
+    yv[:, :H] += 2.0 * A[..., 2]
     z11 = np.einsum("rs,rs->r", fw.qs, fw.ks)[:, None]
     with np.errstate(over="ignore"):  # exp overflow -> inf -> S = 0, the right limit
-        # two keys: S11 = 1 / (1 + e^(z12 - z11)), S12 = 1 - S11, likewise S21   (E10)
-        S = 1.0 / (1.0 + np.exp(y * z12 - z11)) + 1.0 / (1.0 + np.exp(z22 - y * z21))
-    margin = y * (2.0 * vt + S * (y * fw.vs[:, None] - vt))  # E12 with L = 2
+        S = np.subtract(z12, z11)
+        _sigmoid_of_negative(S)
+        S21 = np.subtract(z22, z21)
+        _sigmoid_of_negative(S21)
+        S += S21
+    margin = np.subtract(fw.vs[:, None], yv)
+    margin *= S
+    yv *= 2.0
+    margin += yv
     return _loss(margin).mean(-1), (margin <= 0).mean(-1)
 
 

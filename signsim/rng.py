@@ -24,7 +24,7 @@ import numpy as np
 from scipy.special import ndtri
 
 __all__ = ["streams", "init_key", "init_normals", "init_query_key_mean_value",
-           "value_rotation", "BLOCKS"]
+           "init_mean_value", "value_rotation", "BLOCKS"]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -61,9 +61,13 @@ def _splitmix64(key: np.uint64, counter: np.ndarray) -> np.ndarray:
 
 
 def _normals(keys: np.ndarray, coords: np.ndarray, rows: np.ndarray, per_coord: int,
-             sigma_0: float) -> np.ndarray:
-    """sigma_0 * Phi^{-1}(u) at counters coords * per_coord + rows: (R, len(rows), c)."""
-    counter = coords[None, :] * np.uint64(per_coord) + rows[:, None]  # (rows, c)
+             sigma_0: float, coords_first: bool = False) -> np.ndarray:
+    """sigma_0 * Phi^{-1}(u) at counters coords * per_coord + rows: (R, len(rows), c), or
+    (R, c, len(rows)) with ``coords_first`` (the same values)."""
+    if coords_first:
+        counter = coords[:, None] * np.uint64(per_coord) + rows[None, :]  # (c, rows)
+    else:
+        counter = coords[None, :] * np.uint64(per_coord) + rows[:, None]  # (rows, c)
     bits = _splitmix64(keys[:, None, None], counter[None])  # (R, rows, c)
     bits >>= np.uint64(11)
     w = bits.astype(np.float64)
@@ -114,16 +118,29 @@ def init_normals(key, coords: np.ndarray, m_k: int, m_v: int, sigma_0: float):
 
 
 def init_query_key_mean_value(key, coords: np.ndarray, m_k: int, m_v: int, sigma_0: float):
-    """(W_Q, W_K, v(0)) at the given coordinates, drawing 2 m_k + 1 normals per coordinate
-    instead of 2 m_k + 2 m_v: v(0)[k] = sqrt(2 / m_v) z_k[0] (see ``init_normals``), equal to
-    E11 applied to ``init_normals``' W_V up to rounding. For coordinates where only the
-    mean value matters (test coordinates outside the training supports)."""
+    """(QK, v(0)) at the given coordinates: QK of shape (c, 2 m_k) holds the W_Q then the W_K
+    entries of each coordinate (one row per coordinate, the transpose of ``init_normals``'
+    W_Q and W_K stacked), v(0) of shape (c,) the mean value. Draws 2 m_k + 1 normals per
+    coordinate instead of 2 m_k + 2 m_v: v(0)[k] = sqrt(2 / m_v) z_k[0] (see
+    ``init_normals``), equal to E11 applied to ``init_normals``' W_V up to rounding. For
+    coordinates where only the mean value matters (test coordinates outside the training
+    supports)."""
     coords = np.asarray(coords, dtype=np.uint64)
     keys = np.atleast_1d(np.asarray(key, dtype=np.uint64))
     per_coord = 2 * m_k + 2 * m_v
-    w = _normals(keys, coords, np.arange(2 * m_k + 1, dtype=np.uint64), per_coord, sigma_0)
-    out = (np.ascontiguousarray(w[:, :m_k]), np.ascontiguousarray(w[:, m_k:2 * m_k]),
-           np.sqrt(2.0 / m_v) * w[:, 2 * m_k])
+    w = _normals(keys, coords, np.arange(2 * m_k + 1, dtype=np.uint64), per_coord, sigma_0,
+                 coords_first=True)  # (R, c, 2 m_k + 1)
+    out = (np.ascontiguousarray(w[..., :2 * m_k]), np.sqrt(2.0 / m_v) * w[..., 2 * m_k])
     if np.ndim(key) == 0:
         return tuple(x[0] for x in out)
     return out
+
+
+def init_mean_value(key, coords: np.ndarray, m_k: int, m_v: int, sigma_0: float):
+    """v(0) alone at the given coordinates, one normal each (``init_query_key_mean_value``)."""
+    coords = np.asarray(coords, dtype=np.uint64)
+    keys = np.atleast_1d(np.asarray(key, dtype=np.uint64))
+    w = _normals(keys, coords, np.array([2 * m_k], dtype=np.uint64), 2 * m_k + 2 * m_v,
+                 sigma_0)[:, 0]
+    out = np.sqrt(2.0 / m_v) * w
+    return out[0] if np.ndim(key) == 0 else out

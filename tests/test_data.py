@@ -8,7 +8,12 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 from signsim.config import Config
 from signsim.data import _sample_supports, make_data
-from signsim.rng import init_normals, init_query_key_mean_value, value_rotation
+from signsim.rng import (
+    init_mean_value,
+    init_normals,
+    init_query_key_mean_value,
+    value_rotation,
+)
 
 from .strategies import small_configs
 
@@ -98,10 +103,10 @@ def test_value_block_is_an_orthogonal_map_whose_mean_value_is_one_normal(m_v):
     assert_allclose(H @ H.T, np.eye(2 * m_v), atol=1e-15)
     assert_allclose(H[:, 0], c / np.linalg.norm(c), atol=1e-15)
     W_Q, W_K, W_V = init_normals(np.uint64(11), np.arange(40_000), 2, m_v, 0.5)
-    q, k, v = init_query_key_mean_value(np.uint64(11), np.arange(40_000), 2, m_v, 0.5)
-    assert_array_equal(q, W_Q)
-    assert_array_equal(k, W_K)
+    QK, v = init_query_key_mean_value(np.uint64(11), np.arange(40_000), 2, m_v, 0.5)
+    assert_array_equal(QK, np.concatenate([W_Q, W_K]).T)
     assert_allclose(W_V[0].mean(axis=0) - W_V[1].mean(axis=0), v, rtol=0, atol=1e-15)
+    assert_array_equal(init_mean_value(np.uint64(11), np.arange(40_000), 2, m_v, 0.5), v)
     rows = W_V.reshape(2 * m_v, -1)
     cov = rows @ rows.T / rows.shape[1]
     se = 0.25 * np.sqrt(2 / rows.shape[1])  # of a variance; covariances have 0.25/sqrt(N)
