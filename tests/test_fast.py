@@ -12,11 +12,12 @@ probability 0 and is never met in these runs (a flipped sign would show as a dif
 import numpy as np
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 
 import signsim
 from signsim.data import make_data
-from signsim.fast import run_fast
+from signsim.fast import _unique_inverse, run_fast
 
 from .strategies import small_configs
 
@@ -215,3 +216,17 @@ def test_bad_workers_are_rejected(kw, text):
 def test_adam_cannot_use_the_per_sample_layout():
     with pytest.raises(ValueError, match="'layout'"):
         run_fast(signsim.Config(optimizer="adam", **OVERLAP), layout="sample")
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 300), st.integers(1, 200), st.integers(0, 2**32 - 1))
+def test_unique_inverse_matches_numpy_unique(d, entries, seed):
+    """Property: the test set's coordinate table (by marking when d is small, by sorting
+    otherwise) gives exactly np.unique(index, return_inverse=True) on both branches: the
+    sorted distinct coordinates, and the position of each entry among them."""
+    index = np.random.default_rng(seed).integers(0, d, size=entries)
+    values, inverse = _unique_inverse(index, d)
+    expected, expected_inverse = np.unique(index, return_inverse=True)
+    assert_array_equal(values, expected)
+    assert_array_equal(inverse, expected_inverse)
+    assert_array_equal(values[inverse], index)
