@@ -431,23 +431,27 @@ def _sigmoid_of_negative(x: np.ndarray) -> None:
 
 
 def _coefficients(common: _Common, fw: _Forward, C: np.ndarray, grad_sig: np.ndarray,
-                  config: Config) -> None:
+                  config: Config, dk: np.ndarray, e: np.ndarray) -> None:
     """E16-E19 by role: G_11 = -G_12 = g1, G_21 = -G_22 = g2 (docs/model.md, section 4).
 
     Fills ``C`` (R, n, rows), the gradient of each row at a coordinate of B_i held by no
     other support divided by xi_i there, and ``grad_sig`` (R, rows), the gradient at
-    coordinate 1."""
+    coordinate 1; ``dk`` and ``e`` (R, n, m_k) are scratch space."""
     m_k, mu, at = config.m_k, config.mu_norm, fw.at
     y = common.y
     c = fw.lp * y / config.n
     Dv = at.V1 - at.V2
     g1 = c * at.S11 * at.S12 * Dv  # (R, n)                                  (E16)
     g2 = c * at.S21 * at.S22 * Dv
-    dk = y[:, :, None] * fw.ks[:, None] - fw.Kn  # k_{s,1} - k_{s,2}  (R, n, m_k)
+    np.multiply(y[:, :, None], fw.ks[:, None], out=dk)
+    dk -= fw.Kn  # k_{s,1} - k_{s,2}  (R, n, m_k)
     g1y = g1 * y
-    e = g1y[..., None] * fw.qs[:, None] + g2[..., None] * fw.Qn  # (R, n, m_k)
-    np.multiply(g2[..., None], dk, out=C[..., :m_k])  # W_Q, noise token       (E17)
-    np.negative(e, out=C[..., m_k:2 * m_k])  # W_K, noise token                (E18)
+    CQ, CK = C[..., :m_k], C[..., m_k:2 * m_k]
+    np.multiply(g1y[..., None], fw.qs[:, None], out=e)
+    np.multiply(g2[..., None], fw.Qn, out=CK)
+    e += CK  # g1 y q_s + g2 q_{s,2}  (R, n, m_k)
+    np.multiply(g2[..., None], dk, out=CQ)  # W_Q, noise token                  (E17)
+    np.negative(e, out=CK)  # W_K, noise token                                (E18)
     cv = c / config.m_v
     np.multiply(cv, at.S12 + at.S22, out=C[..., 2 * m_k])  # w_{V,+1,r}, noise (E19)
     # coordinate 1: the signal token y_i mu of every sample
@@ -544,6 +548,7 @@ def _run(config: Config, configs: list, kind: str, progress, threads, single: bo
     pending = []  # test evaluations: (row, future) with a lane, (row, result) without
     C = np.empty((R, config.n, rows))  # noise-token gradient coefficient of (sample, row)
     grad_sig = np.empty((R, rows))
+    scratch = (np.empty((R, config.n, config.m_k)), np.empty((R, config.n, config.m_k)))
     every = progress_every(config.steps)
     with np.errstate(over="ignore"):  # sigmoids: e^x = inf gives the right limit 0
         for t in range(config.steps + 1):
@@ -561,7 +566,7 @@ def _run(config: Config, configs: list, kind: str, progress, threads, single: bo
                         _evaluate, *job)))
             if t == config.steps:
                 break
-            _coefficients(common, fw, C, grad_sig, config)
+            _coefficients(common, fw, C, grad_sig, config, *scratch)
             direction, state = opt.update(layout.gradients(C, grad_sig), state)
             params = layout.apply(params, direction, lr)
     for row, metrics in pending:
@@ -636,7 +641,9 @@ def _record(out: dict, common: _Common, fw: _Forward) -> None:
     out["signal_products"][...] = fw.sig
     out["mean_value_signal"][...] = fw.vs
     np.multiply(y, fw.vn, out=out["mean_value_noise"])
-    out["attention"].reshape(y.shape + (4,))[...] = np.moveaxis(fw.at.S, 0, -1)
+    attention = out["attention"].reshape(y.shape + (4,))
+    for k in range(4):  # four strided writes: faster than one copy of a moved axis
+        attention[..., k] = fw.at.S[k]
     out["margin"][...] = fw.margin
     out["loss_derivative"][...] = fw.lp
     out["train_loss"][...] = _loss(fw.margin).mean(-1)
