@@ -35,9 +35,11 @@ from training (``_replica_test``, ``_test_set``): it draws E13 at the test coord
 the query/key rows and v(0): ``rng.init_query_key_mean_value``), puts the test samples that
 touch U first, and can be built by a helper thread while training starts.
 
-Threads (``workers`` > 1): a pool shares the per-replica setup; a helper "lane" fills the
-history memory, builds the test set and takes the test evaluations; the training loop stays
-one vectorised pass in the calling thread. No number depends on which thread computes it.
+Workers (``workers`` > 1): a pool of threads shares the per-replica setup; the test set and
+the test evaluations run beside the training loop, in a forked helper process
+(``forked.ForkedEvaluations``, Linux, single-threaded caller) or else in a helper thread
+"lane", which also fills the history memory. The training loop stays one vectorised pass
+in the calling thread. No number depends on where it is computed.
 
 Learning rates: the optimizer runs at lr = 1 and the kernel multiplies by each replica's lr;
 ``(-1 * x) * lr == (-lr) * x`` exactly, so replicas that differ in lr (``vary``) are
@@ -54,11 +56,12 @@ from scipy.sparse import csr_matrix
 
 from .config import Config
 from .data import make_data
+from .forked import ForkedEvaluations, can_fork
 from .optim import from_config
 from .result import Result
 from .rng import init_key, init_mean_value, init_normals, init_query_key_mean_value
 from .sparse import SparseParams
-from .tracker import History, Tracker, progress_every
+from .tracker import History, Tracker, progress_every, schedule
 
 __all__ = ["run_fast", "layout_of", "resolve_workers"]
 
@@ -126,16 +129,22 @@ def _replica(config: Config, train, key, layout: str) -> dict:
     return out
 
 
+def _test_init(config: Config, test, key) -> tuple:
+    """The distinct test coordinates, the column of each test slot among them (n_test, s),
+    and E13 there by coordinate (the same values as in U): W_Q and W_K (c, 2 m_k), and only
+    v(0) of the value block (E11)."""
+    needed, tt = _unique_inverse(test.noise_index, config.d)
+    QK, v0 = init_query_key_mean_value(key, needed, config.m_k, config.m_v, config.sigma_0)
+    return needed, tt.reshape(test.noise_index.shape), QK, v0
+
+
 def _replica_test(config: Config, test, key, part: dict, layout: str) -> dict:
     """What one replica needs for test metrics, in O(n_test s m): E13 drawn at the test
-    coordinates, the frozen part of each test inner product, and the test coordinates in U
-    as entries of the layout's test matrix."""
-    m_k, m_v, s = config.m_k, config.m_v, config.s
+    coordinates (``_test_init``, unless the setup drew it), the frozen part of each test
+    inner product, and the test coordinates in U as entries of the layout's test matrix."""
+    s = config.s
     t_val = test.noise_value
-    needed, tt = _unique_inverse(test.noise_index, config.d)
-    tt = tt.reshape(t_val.shape)  # (n_test, s) column in `needed` of each test slot
-    # E13 by coordinate (the same values as in U); only v(0) of the value block  (E11)
-    QK, v0 = init_query_key_mean_value(key, needed, m_k, m_v, config.sigma_0)  # (c, 2 m_k)
+    needed, tt, QK, v0 = part.get("test_init") or _test_init(config, test, key)
     U = part["coords"]
     where = np.minimum(np.searchsorted(U, needed), len(U) - 1)
     in_U = U[where] == needed  # (c,) is this test coordinate in U
@@ -466,11 +475,12 @@ def run_fast(config: Config, seeds=None, vary=None, progress=None, workers=None,
              layout=None) -> Result:
     """``run`` with the fast kernel; ``seeds`` and ``vary`` batch replicas (leading axis R).
 
-    With ``workers`` > 1 threads share the per-replica setup, and the test evaluations run
-    in a helper thread while the main thread goes on training (NumPy releases the GIL inside
-    its loops). The training loop itself stays one vectorised pass over all replicas. Every
-    number is computed by the same operations either way, so ``workers`` changes no bit of
-    the result. ``layout`` ("sample" or "coordinate") overrides
+    With ``workers`` > 1 threads share the per-replica setup, and the test set and its
+    evaluations run in a helper while the main thread goes on training: a forked process
+    where ``forked.can_fork()`` (no shared interpreter lock), else a thread (NumPy releases
+    the lock inside its loops). The training loop itself stays one vectorised pass over all
+    replicas. Every number is computed by the same operations either way, so ``workers``
+    changes no bit of the result. ``layout`` ("sample" or "coordinate") overrides
     ``layout_of(config.optimizer)``, for tests."""
     single = seeds is None and vary is None
     configs = [config] if single else _replica_configs(config, seeds, vary)
@@ -483,15 +493,16 @@ def run_fast(config: Config, seeds=None, vary=None, progress=None, workers=None,
         return _run(config, configs, kind, progress, None, single, vary)
     from concurrent.futures import ThreadPoolExecutor
 
+    fork = can_fork()  # asked before this function starts threads of its own
     with ThreadPoolExecutor(n_workers) as pool, ThreadPoolExecutor(1) as lane:
-        return _run(config, configs, kind, progress, (pool, lane), single, vary)
+        return _run(config, configs, kind, progress, (pool, lane), single, vary, fork)
 
 
 WORKERS_FROM = 32  # batches smaller than this run in one thread by default
 
 
 def resolve_workers(workers, R: int) -> int:
-    """Threads for a batch of R replicas: ``workers`` if given; else 1 below WORKERS_FROM
+    """Workers for a batch of R replicas: ``workers`` if given; else 1 below WORKERS_FROM
     replicas and 2 from there (one helper), at most the available CPUs."""
     if workers is None:
         try:
@@ -505,35 +516,65 @@ def resolve_workers(workers, R: int) -> int:
     return workers
 
 
-def _replica_for(config: Config, kind: str):
-    """Data and training setup of one replica (in a worker thread when there is a pool)."""
+def _replica_for(config: Config, kind: str, test_init: bool = False):
+    """Data and training setup of one replica (in a worker thread when there is a pool);
+    with ``test_init``, also E13 at the test coordinates (``_test_init``)."""
     key = init_key(config.seed)
     train, test = make_data(config)  # each replica its own seed and sigma_p
-    return (train, test), key, _replica(config, train, key, kind)
+    part = _replica(config, train, key, kind)
+    if test_init:
+        part["test_init"] = _test_init(config, test, key)
+    return (train, test), key, part
 
 
-def _run(config: Config, configs: list, kind: str, progress, threads, single: bool, vary):
+def _run(config: Config, configs: list, kind: str, progress, threads, single: bool, vary,
+         fork: bool = False):
     """The kernel. ``threads`` is None or (pool, lane): the pool shares the per-replica
-    setup; the lane (one helper thread, jobs in order) fills the history memory during the
-    setup and builds the test set while training starts (its replicas shared among the
-    pool). Test evaluations queue behind it in the lane, and once it is built go to the
-    pool. Nothing waits on an unfinished job but the lane's own, so this cannot deadlock."""
+    setup; the lane (one helper thread, jobs in order) fills the history memory meanwhile.
+
+    Then the test set and the test evaluations go to a helper beside the training loop:
+    with ``fork``, a forked process (``forked.ForkedEvaluations``; the threads are stopped
+    first), else the lane, which builds the test set while training starts (its replicas
+    shared among the pool); evaluations queue behind it in the lane, and once it is built go
+    to the pool. Nothing waits on an unfinished job but the lane's own, so this cannot
+    deadlock."""
     pool, lane = threads or (None, None)
     R, rows = len(configs), 2 * config.m_k + 1
     # value_noise is kept as y_i <Delta, xi_i> (R, n) per step and built on access
     make_tracker = lambda: Tracker(config, replicas=R,  # noqa: E731
                                    shape_of=_compact_shapes(config))
-    tracker = lane.submit(make_tracker) if lane is not None else make_tracker()
-    setups = (list(pool.map(lambda c: _replica_for(c, kind), configs)) if pool is not None
+    # the history memory: filled by the lane during the setup; with a fork, after it (the
+    # parent's writes to memory it shares with the child would each copy a page)
+    tracker = lane.submit(make_tracker) if lane is not None and not fork else None
+    # with a fork, the pool also draws the test init (its normals run without the lock),
+    # which leaves the helper process less to do before its first evaluation
+    setups = (list(pool.map(lambda c: _replica_for(c, kind, fork), configs)) if pool is not None
               else [_replica_for(c, kind) for c in configs])
-    if lane is not None:  # filled in the lane while the pool did the setup
+    if tracker is not None:  # filled in the lane while the pool did the setup
         tracker = tracker.result()
     data, keys, parts = (list(x) for x in zip(*setups))
     layout = (_SampleLayout if kind == "sample" else _CoordinateLayout)(config, parts, R)
     job = (config, configs, data, keys, parts, layout)
-    test = lane.submit(_test_set, *job, pool) if lane is not None else _test_set(*job)
-    st = lambda k: np.stack([p[k] for p in parts])  # noqa: E731
     lr = np.array([c.lr for c in configs])
+    n_evals = len(schedule(config.steps, config.test_every))
+    forked = None
+    if fork:
+        pool.shutdown()  # no thread of ours may be running at the fork
+        lane.shutdown()
+        pool = lane = None
+        if can_fork():
+            forked = ForkedEvaluations(lambda: _test_set(*job), _test_metrics_of, n_evals,
+                                       layout.test_state(layout.params, lr).shape, R,
+                                       config.m_k)
+    if tracker is None:
+        tracker = make_tracker()
+    if forked is not None:
+        test = None
+    elif lane is not None:
+        test = lane.submit(_test_set, *job, pool)
+    else:
+        test = _test_set(*job)
+    st = lambda k: np.stack([p[k] for p in parts])  # noqa: E731
     common = _Common(y=st("y"), yP0V=st("y")[:, None, None, :] * st("P0V"), S0V=st("S0V"),
                      v0n=st("v0n"), v0s=st("v0s"))
     params = init = layout.params
@@ -550,25 +591,37 @@ def _run(config: Config, configs: list, kind: str, progress, threads, single: bo
     grad_sig = np.empty((R, rows))
     scratch = (np.empty((R, config.n, config.m_k)), np.empty((R, config.n, config.m_k)))
     every = progress_every(config.steps)
-    with np.errstate(over="ignore"):  # sigmoids: e^x = inf gives the right limit 0
-        for t in range(config.steps + 1):
-            if progress is not None and t % every == 0:
-                progress(t, config.steps)
-            fw = _forward(common, inner(params), params.sig, config.m_k, config.mu_norm)  # W^(t)
-            if t in record_row:  # here: handing it to the lane measured no faster
-                _record(tracker.row(record_row[t]), common, fw)
-            if t in test_row:
-                job = (test, layout.test_state(params, lr), fw, config.m_k)
-                if lane is None:
-                    pending.append((test_row[t], _evaluate(*job)))
-                else:  # behind the test set in the lane; once it is built, on any pool thread
-                    pending.append((test_row[t], (pool if test.done() else lane).submit(
-                        _evaluate, *job)))
-            if t == config.steps:
-                break
-            _coefficients(common, fw, C, grad_sig, config, *scratch)
-            direction, state = opt.update(layout.gradients(C, grad_sig), state)
-            params = layout.apply(params, direction, lr)
+    try:
+        with np.errstate(over="ignore"):  # sigmoids: e^x = inf gives the right limit 0
+            for t in range(config.steps + 1):
+                if progress is not None and t % every == 0:
+                    progress(t, config.steps)
+                fw = _forward(common, inner(params), params.sig, config.m_k,
+                              config.mu_norm)  # W^(t)
+                if t in record_row:  # here: handing it to the lane measured no faster
+                    _record(tracker.row(record_row[t]), common, fw)
+                if t in test_row:
+                    # contiguous signal parts: the same bits in every kind of helper
+                    snap = (layout.test_state(params, lr), np.ascontiguousarray(fw.qs),
+                            np.ascontiguousarray(fw.ks), fw.vs)
+                    if forked is not None:  # rows are submitted in order 0, 1, ...
+                        forked.submit(*snap)
+                    elif lane is None:
+                        pending.append((test_row[t], _test_metrics_of(test, *snap)))
+                    else:  # behind the test set in the lane; once built, on any pool thread
+                        pending.append((test_row[t], (pool if test.done() else lane).submit(
+                            _evaluate, test, *snap)))
+                if t == config.steps:
+                    break
+                _coefficients(common, fw, C, grad_sig, config, *scratch)
+                direction, state = opt.update(layout.gradients(C, grad_sig), state)
+                params = layout.apply(params, direction, lr)
+        if forked is not None:
+            for row, (loss, error) in enumerate(forked.results()):
+                tracker.record_test(row, loss, error)
+    finally:
+        if forked is not None:
+            forked.abort()  # nothing left to do if results() ran
     for row, metrics in pending:
         tracker.record_test(row, *(metrics.result() if lane is not None else metrics))
     reps = []
@@ -705,12 +758,27 @@ def _test_set(config: Config, configs: list, data: list, keys: list, parts: list
                     oK_hits=off[:, :H, m_k:].copy(), column_replica=layout.column_replica)
 
 
-def _evaluate(test, Z: np.ndarray, fw: _Forward, m_k: int):
-    """_test_metrics once the test set is ready (``test`` may be a Future of it)."""
-    return _test_metrics(test.result() if hasattr(test, "result") else test, Z, fw, m_k)
+def _evaluate(test, Z: np.ndarray, qs: np.ndarray, ks: np.ndarray, vs: np.ndarray):
+    """_test_metrics_of once the test set is ready (``test`` may be a Future of it)."""
+    return _test_metrics_of(test.result() if hasattr(test, "result") else test, Z, qs, ks, vs)
 
 
-def _test_metrics(test: _TestSet, Z: np.ndarray, fw: _Forward, m_k: int):
+def _test_metrics_of(test: _TestSet, Z: np.ndarray, qs: np.ndarray, ks: np.ndarray,
+                     vs: np.ndarray):
+    """_test_metrics from the state Z and the signal parts qs, ks (R, m_k), vs (R,) of the
+    forward pass (what a helper process is handed)."""
+    return _test_metrics(test, Z, _Signal(qs, ks, vs), qs.shape[1])
+
+
+class _Signal(NamedTuple):
+    """The parts of a forward pass that test predictions need."""
+
+    qs: np.ndarray  # (R, m_k) <w_{Q,s}, mu>
+    ks: np.ndarray  # (R, m_k)
+    vs: np.ndarray  # (R,) <v, mu>
+
+
+def _test_metrics(test: _TestSet, Z: np.ndarray, fw: _Signal, m_k: int):
     """Test loss and error (E12, E15) from the frozen parts and the state Z (columns, rows).
 
     By linearity the state enters each logit and the value only at the hit samples:

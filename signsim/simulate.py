@@ -52,9 +52,11 @@ def run(config=None, *, seeds=None, vary=None, progress=None, workers=None,
     progress : callable, optional
         Called as ``progress(t, steps)`` about a hundred times over the run (for a bar).
     workers : int, optional
-        Threads for a batch (fast kernel): they share the per-replica setup and run the test
-        evaluations beside training. The default is 2 for batches of 32 replicas or more
-        (at most the available CPUs), else 1. Results do not depend on it.
+        Parallel workers for a batch (fast kernel): threads share the per-replica setup,
+        and the test set and its evaluations run beside training, in a forked helper process
+        (Linux, when the calling process has one thread) or else in a helper thread. The
+        default is 2 for batches of 32 replicas or more (at most the available CPUs), else
+        1. Results do not depend on it.
     **overrides
         Config fields to replace, e.g. ``lr=2e-4, optimizer="adam"``.
 

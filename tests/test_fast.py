@@ -16,8 +16,10 @@ from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 
 import signsim
+from signsim import fast
 from signsim.data import make_data
 from signsim.fast import _unique_inverse, run_fast
+from signsim.forked import ForkedEvaluations, can_fork
 
 from .strategies import small_configs
 
@@ -177,10 +179,19 @@ def test_per_sample_layout_equals_per_coordinate_layout(optimizer, shape):
         assert_allclose(x, y, rtol=RTOL, atol=ATOL)
 
 
+@pytest.mark.parametrize("helper", ["process", "thread"])
 @pytest.mark.parametrize("optimizer", ["signgd", "adam", "gd"])
-def test_worker_threads_do_not_change_a_single_bit(optimizer):
-    """Threads share the setup, build the test set and evaluate it beside training; every
-    number is computed by the same operations, so the result is bit for bit the same."""
+def test_workers_do_not_change_a_single_bit(optimizer, helper, monkeypatch):
+    """Threads share the setup; the test set and its evaluations run beside training in a
+    forked process (where one can be forked) or in a helper thread. Every number is computed
+    by the same operations, so the result is bit for bit the same in every case."""
+    if helper == "process" and not can_fork():
+        pytest.skip("no fork() here, or the test process has several threads")
+    if helper == "thread":
+        monkeypatch.setattr(fast, "can_fork", lambda: False)
+    forks = []
+    monkeypatch.setattr(fast, "ForkedEvaluations",
+                        lambda *a, **k: forks.append(1) or ForkedEvaluations(*a, **k))
     config = signsim.Config(optimizer=optimizer, lr=LR[optimizer], **OVERLAP)
     seeds = [3, 1, 4, 1, 5]
     vary = {"lr": [LR[optimizer] * k for k in (1, 0.5, 2, 1, 0.25)]}
@@ -193,6 +204,7 @@ def test_worker_threads_do_not_change_a_single_bit(optimizer):
             assert_array_equal(x, y)
         assert many.seeds == tuple(seeds)
         assert_array_equal(many.dataset[4].noise_value, one.dataset[4].noise_value)
+    assert len(forks) == (2 if helper == "process" else 0)  # the helper asked for was used
 
 
 def test_every_recorded_row_is_written():
