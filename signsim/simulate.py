@@ -55,8 +55,9 @@ def run(config=None, *, seeds=None, vary=None, progress=None, workers=None,
         Parallel workers for a batch (fast kernel): threads share the per-replica setup,
         and the test set and its evaluations run beside training, in a forked helper process
         (Linux, when the calling process has one thread) or else in a helper thread. The
-        default is 2 for batches of 32 replicas or more (at most the available CPUs), else
-        1. Results do not depend on it.
+        default is 2 (at most the available CPUs) for batches of 4 replicas or more where a
+        helper process can be forked, of 32 or more elsewhere, else 1. Results do not
+        depend on it.
     **overrides
         Config fields to replace, e.g. ``lr=2e-4, optimizer="adam"``.
 
