@@ -21,6 +21,7 @@ import numpy as np
 
 import signsim
 from signsim.fast import resolve_workers
+from signsim.forked import can_fork
 
 
 def timed(fn, repeat: int) -> float:
@@ -166,29 +167,36 @@ def d_section(args) -> None:
 
 
 def replica_section(fig1, repeat: int) -> None:
-    """Each batch is timed in turn with one run of a single replica (A B A B ...), so that
-    each ratio compares two measurements taken seconds apart; the machine's speed drifts."""
+    """Each batch is timed in turn with single runs (A B C A B C ...), so that each ratio
+    compares measurements taken seconds apart; the machine's speed drifts. The single run is
+    timed with the default (in-process) and with workers=2 (a helper process, where one can
+    be forked), the faster of the two for fig1."""
     print("\n3. batched replicas of fig1: run(fig1, seeds=range(R), workers=W), each timing "
-          "paired with one of run(fig1, seeds=[0])\n"
-          "   (W default: signsim.fast.resolve_workers; ratio = median over pairs of "
-          "batch / single, and min batch / min single)")
+          "paired with one of run(fig1, seeds=[0]) (default: in-process) and one of "
+          "run(fig1, seeds=[0], workers=2)\n"
+          "   (W default: signsim.fast.resolve_workers; helper: "
+          f"{'a forked process' if can_fork() else 'a thread'}; ratio = median over pairs "
+          "of batch / single, and min batch / min single)")
     signsim.run(fig1, seeds=list(range(100)))  # warm-up
+    signsim.run(fig1, seeds=[0], workers=2)
     for R in (10, 100):
         auto = resolve_workers(None, R)
-        for workers in sorted({1, auto}):
-            one, many = [], []
+        for workers in sorted({1, 2, auto}):
+            one, one2, many = [], [], []
             for _ in range(repeat):
-                t0 = time.perf_counter()
-                signsim.run(fig1, seeds=[0])
-                one.append(time.perf_counter() - t0)
-                t0 = time.perf_counter()
-                signsim.run(fig1, seeds=list(range(R)), workers=workers)
-                many.append(time.perf_counter() - t0)
+                for runs, kw in ((one, {}), (one2, {"workers": 2}),
+                                 (many, {"seeds": list(range(R)), "workers": workers})):
+                    t0 = time.perf_counter()
+                    signsim.run(fig1, **{"seeds": [0], **kw})
+                    runs.append(time.perf_counter() - t0)
             label = f"{workers}{' (default)' if workers == auto else ''}"
-            pair = statistics.median(m / o for m, o in zip(many, one))
-            print(f"   {R:3d} replicas, W = {label:12s} {statistics.median(many):7.3f} s "
-                  f"(one: {statistics.median(one):.3f} s)   {pair:5.1f} x one (pairs), "
-                  f"{min(many) / min(one):5.1f} x (minima)")
+            print(f"   {R:3d} replicas, W = {label:12s} {statistics.median(many):7.3f} s   "
+                  f"one: {statistics.median(one):.3f} s -> "
+                  f"{statistics.median(m / o for m, o in zip(many, one)):5.1f} x "
+                  f"({min(many) / min(one):4.1f} x minima);   "
+                  f"one with W = 2: {statistics.median(one2):.3f} s -> "
+                  f"{statistics.median(m / o for m, o in zip(many, one2)):5.1f} x "
+                  f"({min(many) / min(one2):4.1f} x minima)")
 
 
 if __name__ == "__main__":
