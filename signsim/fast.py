@@ -561,40 +561,40 @@ def _run(config: Config, configs: list, kind: str, progress, threads, single: bo
     lr = np.array([c.lr for c in configs])
     n_evals = len(schedule(config.steps, config.test_every))
     forked = None
-    if fork:
-        pool.shutdown()  # no thread of ours may be running at the fork
-        lane.shutdown()
-        pool = lane = None
-        if can_fork():
-            forked = ForkedEvaluations(lambda: _test_set(*job), _test_metrics_of, n_evals,
-                                       layout.test_state(layout.params, lr).shape, R,
-                                       config.m_k)
-    if tracker is None:
-        tracker = make_tracker()
-    if forked is not None:
-        test = None
-    elif lane is not None:
-        test = lane.submit(_test_set, *job, pool)
-    else:
-        test = _test_set(*job)
-    st = lambda k: np.stack([p[k] for p in parts])  # noqa: E731
-    common = _Common(y=st("y"), yP0V=st("y")[:, None, None, :] * st("P0V"), S0V=st("S0V"),
-                     v0n=st("v0n"), v0s=st("v0s"))
-    params = init = layout.params
-    inner = layout.inner
-    if kind == "sample":
-        lrB = lr[:, None, None] * layout.B
-        inner = lambda p: layout.inner(p, lrB)  # noqa: E731
-    opt = from_config(config.replace(lr=1.0))  # directions; the kernel scales by lr
-    state = opt.init(params)
-    record_row = {int(t): k for k, t in enumerate(tracker.steps)}
-    test_row = {int(t): k for k, t in enumerate(tracker.test_steps)}
-    pending = []  # test evaluations: (row, future) with a lane, (row, result) without
-    C = np.empty((R, config.n, rows))  # noise-token gradient coefficient of (sample, row)
-    grad_sig = np.empty((R, rows))
-    scratch = (np.empty((R, config.n, config.m_k)), np.empty((R, config.n, config.m_k)))
-    every = progress_every(config.steps)
-    try:
+    try:  # from the fork on: the child is stopped if anything fails
+        if fork:
+            pool.shutdown()  # no thread of ours may be running at the fork
+            lane.shutdown()
+            pool = lane = None
+            if can_fork():
+                forked = ForkedEvaluations(lambda: _test_set(*job), _test_metrics_of, n_evals,
+                                           layout.test_state(layout.params, lr).shape, R,
+                                           config.m_k)
+        if tracker is None:
+            tracker = make_tracker()
+        if forked is not None:
+            test = None
+        elif lane is not None:
+            test = lane.submit(_test_set, *job, pool)
+        else:
+            test = _test_set(*job)
+        st = lambda k: np.stack([p[k] for p in parts])  # noqa: E731
+        common = _Common(y=st("y"), yP0V=st("y")[:, None, None, :] * st("P0V"), S0V=st("S0V"),
+                         v0n=st("v0n"), v0s=st("v0s"))
+        params = init = layout.params
+        inner = layout.inner
+        if kind == "sample":
+            lrB = lr[:, None, None] * layout.B
+            inner = lambda p: layout.inner(p, lrB)  # noqa: E731
+        opt = from_config(config.replace(lr=1.0))  # directions; the kernel scales by lr
+        state = opt.init(params)
+        record_row = {int(t): k for k, t in enumerate(tracker.steps)}
+        test_row = {int(t): k for k, t in enumerate(tracker.test_steps)}
+        pending = []  # test evaluations: (row, future) with a lane, (row, result) without
+        C = np.empty((R, config.n, rows))  # noise-token gradient coefficient of (sample, row)
+        grad_sig = np.empty((R, rows))
+        scratch = (np.empty((R, config.n, config.m_k)), np.empty((R, config.n, config.m_k)))
+        every = progress_every(config.steps)
         with np.errstate(over="ignore"):  # sigmoids: e^x = inf gives the right limit 0
             for t in range(config.steps + 1):
                 if progress is not None and t % every == 0:

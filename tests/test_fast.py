@@ -242,3 +242,19 @@ def test_unique_inverse_matches_numpy_unique(d, entries, seed):
     assert_array_equal(values, expected)
     assert_array_equal(inverse, expected_inverse)
     assert_array_equal(values[inverse], index)
+
+
+def test_a_run_that_cannot_fork_after_its_setup_evaluates_in_place(monkeypatch):
+    """If a thread appears between the choice of a helper process and the fork (the pool's
+    threads are stopped, but can_fork() now says no), the test set is built and evaluated
+    in the calling thread: still the same bits."""
+    answers = iter([True, False])
+    monkeypatch.setattr(fast, "can_fork", lambda: next(answers))
+    forks = []
+    monkeypatch.setattr(fast, "ForkedEvaluations", lambda *a, **k: forks.append(1))
+    config = signsim.Config(lr=LR["signgd"], **OVERLAP)
+    late = fast.run_fast(config, seeds=[2, 7], workers=2)
+    one = fast.run_fast(config, seeds=[2, 7], workers=1)
+    assert not forks
+    for name in one.history:
+        assert_array_equal(one.history[name], late.history[name], err_msg=name)
