@@ -544,10 +544,11 @@ def _run(config: Config, configs: list, kind: str, progress, threads, single: bo
     pool, lane = threads or (None, None)
     R, rows = len(configs), 2 * config.m_k + 1
     # value_noise is kept as y_i <Delta, xi_i> (R, n) per step and built on access
-    make_tracker = lambda: Tracker(config, replicas=R,  # noqa: E731
-                                   shape_of=_compact_shapes(config))
+    make_tracker = lambda background=False: Tracker(  # noqa: E731
+        config, replicas=R, shape_of=_compact_shapes(config), background=background)
     # the history memory: filled by the lane during the setup; with a fork, after it (the
-    # parent's writes to memory it shares with the child would each copy a page)
+    # parent's writes to memory it shares with the child would each copy a page), by a
+    # thread beside the training loop
     tracker = lane.submit(make_tracker) if lane is not None and not fork else None
     # with a fork, the pool also draws the test init (its normals run without the lock),
     # which leaves the helper process less to do before its first evaluation
@@ -571,7 +572,7 @@ def _run(config: Config, configs: list, kind: str, progress, threads, single: bo
                                            layout.test_state(layout.params, lr).shape, R,
                                            config.m_k)
         if tracker is None:
-            tracker = make_tracker()
+            tracker = make_tracker(background=forked is not None)
         if forked is not None:
             test = None
         elif lane is not None:
@@ -619,6 +620,7 @@ def _run(config: Config, configs: list, kind: str, progress, threads, single: bo
                 _coefficients(common, fw, C, grad_sig, config, *scratch)
                 direction, state = opt.update(layout.gradients(C, grad_sig), state)
                 params = layout.apply(params, direction, lr)
+        tracker.finish()
         if forked is not None:
             for row, (loss, error) in enumerate(forked.results()):
                 tracker.record_test(row, loss, error)

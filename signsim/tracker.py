@@ -7,6 +7,7 @@ W^(t) after t updates, step 0 being the initialisation.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 
 import numpy as np
@@ -84,7 +85,7 @@ class Tracker:
     stored (the kernel derives it)."""
 
     def __init__(self, config: Config, replicas: int | None = None,
-                 shape_of: dict | None = None):
+                 shape_of: dict | None = None, background: bool = False):
         self.steps = schedule(config.steps, config.record_every)
         self.test_steps = schedule(config.steps, config.test_every)
         lead = () if replicas is None else (replicas,)
@@ -93,14 +94,21 @@ class Tracker:
         # Filled with NaN up front: a row the run failed to write shows as NaN, and touching
         # the memory in one pass is about 10x cheaper than page-faulting it step by step
         # between computations (0.08 s against 0.75-0.97 s for the 700 MB of 100 fig1
-        # replicas, scripts/benchmark.py machine)
+        # replicas, scripts/benchmark.py machine). With ``background`` a thread fills the
+        # training records in step order while the run goes on; ``row`` waits for it.
         self._store = {}
         for name, shape in shp.items():
             if shape is None:
                 continue
             T = len(self.test_steps if name in TEST_NAMES else self.steps)
-            self._store[name] = np.full((T,) + lead + shape, np.nan)
+            full = (T,) + lead + shape
+            self._store[name] = (np.empty(full) if background and name not in TEST_NAMES
+                                 else np.full(full, np.nan))
         self._batched = bool(lead)
+        self._filler = None
+        if background:
+            self._filler = _Filler([v for name, v in self._store.items()
+                                    if name not in TEST_NAMES], len(self.steps))
 
     @property
     def history(self) -> dict:
@@ -115,11 +123,55 @@ class Tracker:
 
     def row(self, row: int) -> dict:
         """Writable views of one record of everything stored but the test metrics."""
+        if self._filler is not None:
+            self._filler.wait_for(row)
         return {name: v[row] for name, v in self._store.items() if name not in TEST_NAMES}
+
+    def finish(self) -> None:
+        """Wait for the background filling to end (every row is filled then)."""
+        if self._filler is not None:
+            self._filler.wait_for(len(self.steps) - 1)
+            self._filler.thread.join()
+            self._filler = None
 
     def record_test(self, row: int, test_loss, test_error) -> None:
         self._store["test_loss"][row] = test_loss
         self._store["test_error"][row] = test_error
+
+
+class _Filler:
+    """Fills step-major arrays with NaN, ROWS steps at a time, in a thread: the first touch
+    of fresh memory is slow on some machines (0.05 s to over 1 s for 430 MB on the
+    scripts/benchmark.py machine), and a thread takes it off the run's own path."""
+
+    ROWS = 16
+
+    def __init__(self, arrays: list, T: int):
+        self.arrays, self.T, self.done, self.error = arrays, T, 0, None
+        self.ready = threading.Condition()
+        self.thread = threading.Thread(target=self._fill, name="signsim-history-fill",
+                                       daemon=True)
+        self.thread.start()
+
+    def _fill(self) -> None:
+        try:
+            for start in range(0, self.T, self.ROWS):
+                for a in self.arrays:
+                    a[start:start + self.ROWS].fill(np.nan)
+                with self.ready:
+                    self.done = min(self.T, start + self.ROWS)
+                    self.ready.notify_all()
+        except BaseException as e:  # raised in the run's thread by wait_for
+            with self.ready:
+                self.error, self.done = e, self.T
+                self.ready.notify_all()
+
+    def wait_for(self, row: int) -> None:
+        if row >= self.done:
+            with self.ready:
+                self.ready.wait_for(lambda: self.done > row)
+        if self.error is not None:
+            raise self.error
 
 
 def attention_by_role(S: np.ndarray, signal_position: np.ndarray) -> np.ndarray:
