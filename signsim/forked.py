@@ -11,8 +11,9 @@ The results come back through shared memory too. Nothing is pickled.
 Forking is safe only in a process with one thread (locks held by other threads at the moment
 of the fork stay locked in the child), so ``can_fork`` asks for exactly one, on Linux;
 elsewhere (a notebook kernel has several threads; Windows has no fork; macOS's system
-libraries are not fork-safe) the kernel uses a helper thread instead. The child never returns into the caller's code: it leaves with ``os._exit``, and an
-exception in it is sent back as text and raised in the parent.
+libraries are not fork-safe) the kernel uses a helper thread instead. The child never
+returns into the caller's code: it leaves with ``os._exit``, and an exception in it is sent
+back as text and raised in the parent.
 """
 
 from __future__ import annotations
