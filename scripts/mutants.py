@@ -67,6 +67,11 @@ MUTANTS = {
     "roles-swapped": ("tracker: attention recorded with the roles swapped", "signsim/tracker.py",
                       "roles = np.stack([signal_position, 1 - signal_position], axis=1)",
                       "roles = np.stack([1 - signal_position, signal_position], axis=1)"),
+    "sigmoid-floor": ("fast kernel: sigmoid arguments raised to -30, where 1 / (1 + e^x) is "
+                      "not yet exactly 1", "signsim/fast.py",
+                      "SIGMOID_FLOOR = -40.0", "SIGMOID_FLOOR = -30.0"),
+    "test-y-fold": ("fast kernel: test matrix rows not multiplied by the test labels",
+                    "signsim/fast.py", "    M.data *= y[:, :H]", "    M.data *= 1 + 0 * y[:, :H]"),
     "mean-value-noise-fast": ("fast kernel: recorded mean value noise without the factor 2 of v",
                               "signsim/fast.py", "vn = common.v0n + 2.0 * Dn",
                               "vn = common.v0n + 1.0 * Dn"),

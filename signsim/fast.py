@@ -75,6 +75,9 @@ class _Common(NamedTuple):
     """Constants of a batch of R replicas used by both layouts."""
 
     y: np.ndarray  # (R, n)
+    y_rows: np.ndarray  # (R, n, rows) y repeated along the rows: NumPy runs same-shape
+    # products in one long loop, but a product broadcast along the short last axis in n R
+    # short ones (several times slower at R = 100)
     yP0V: np.ndarray  # (R, 2, m_v, n) <w_{V,j,r}(0), y_i xi_i>
     S0V: np.ndarray  # (R, 2, m_v) <w_{V,j,r}(0), mu>
     v0n: np.ndarray  # (R, n) <v(0), xi_i>
@@ -432,8 +435,17 @@ def _forward(common: _Common, P: np.ndarray, sig: np.ndarray, m_k: int, mu: floa
     return _Forward(P, sig, Qn, Kn, Dn, qs, ks, Ds, vn, vs, at, margin, lp)
 
 
+SIGMOID_FLOOR = -40.0  # 1 / (1 + e^x) is exactly 1.0 for every x below this (and at it)
+
+
 def _sigmoid_of_negative(x: np.ndarray) -> None:
-    """x <- 1 / (1 + e^x) in place (= expit(-x)); e^x = inf gives 0."""
+    """x <- 1 / (1 + e^x) in place (= expit(-x)); e^x = inf gives 0.
+
+    Arguments below SIGMOID_FLOOR are raised to it first. That changes no result: for
+    x <= -37, e^x < 2^-53, so 1 + e^x rounds to 1 and the sigmoid is exactly 1. It spares
+    exp its slow path for results that underflow (several times slower per element here),
+    which the saturated attention of Stage IV hits at every step."""
+    np.maximum(x, SIGMOID_FLOOR, out=x)
     np.exp(x, out=x)
     x += 1.0
     np.reciprocal(x, out=x)
@@ -580,12 +592,14 @@ def _run(config: Config, configs: list, kind: str, progress, threads, single: bo
         else:
             test = _test_set(*job)
         st = lambda k: np.stack([p[k] for p in parts])  # noqa: E731
-        common = _Common(y=st("y"), yP0V=st("y")[:, None, None, :] * st("P0V"), S0V=st("S0V"),
-                         v0n=st("v0n"), v0s=st("v0s"))
+        y = st("y")
+        common = _Common(y=y, y_rows=np.repeat(y[:, :, None], rows, axis=2),
+                         yP0V=y[:, None, None, :] * st("P0V"), S0V=st("S0V"), v0n=st("v0n"),
+                         v0s=st("v0s"))
         params = init = layout.params
         inner = layout.inner
         if kind == "sample":
-            lrB = lr[:, None, None] * layout.B
+            lrB = np.repeat(lr[:, None, None] * layout.B, rows, axis=2)  # (R, n, rows), as y_rows
             inner = lambda p: layout.inner(p, lrB)  # noqa: E731
         opt = from_config(config.replace(lr=1.0))  # directions; the kernel scales by lr
         state = opt.init(params)
@@ -695,7 +709,7 @@ def _record(out: dict, common: _Common, fw: _Forward) -> None:
     """Spec section 6 at the current step, written into ``out`` (Tracker.row views, each
     with a leading replica axis); six quantities in the compact form of _history."""
     y = common.y
-    np.multiply(y[:, :, None], fw.P, out=out["noise_products"])
+    np.multiply(common.y_rows, fw.P, out=out["noise_products"])
     out["signal_products"][...] = fw.sig
     out["mean_value_signal"][...] = fw.vs
     np.multiply(y, fw.vn, out=out["mean_value_noise"])
@@ -735,11 +749,10 @@ class _TestSet(NamedTuple):
     yoK: np.ndarray  # (R, n_test, m_k) y times the frozen part of <w_{K,s}, xi>
     z22: np.ndarray  # (R, n_test) <oQ, oK>: the noise-noise logit without the state
     yv0: np.ndarray  # (R, n_test) y <v(0), xi>
-    M: csr_matrix  # (R H, columns)
+    yM: csr_matrix  # (R H, columns): the test matrix, row j times y_j
     H: int
-    y_hits: np.ndarray  # (R, H) y of the first H test samples
-    oQ_hits: np.ndarray  # (R, H, m_k) frozen parts of the first H test samples
-    oK_hits: np.ndarray
+    yo_hits: np.ndarray  # (R, H, 2 m_k + 3) y times the frozen parts (Q part, K part) of the
+    # first H samples, then three zeros: what the corrections of _test_metrics add to
     column_replica: np.ndarray  # (columns,) replica of each column of the state
 
 
@@ -755,12 +768,14 @@ def _test_set(config: Config, configs: list, data: list, keys: list, parts: list
     off = np.stack([p["off_t"] for p in tparts])  # (R, n_test, 2 m_k): Q part, K part
     y = np.stack([p["yt"] for p in tparts])
     yo = y[..., None] * off
+    M.data *= y[:, :H].ravel()[np.repeat(np.arange(M.shape[0]), np.diff(M.indptr))]
+    yo_hits = np.zeros((len(configs), H, 2 * m_k + 3))
+    yo_hits[..., :2 * m_k] = yo[:, :H]
     return _TestSet(y=y, yoQ=np.ascontiguousarray(yo[..., :m_k]),
                     yoK=np.ascontiguousarray(yo[..., m_k:]),
                     z22=np.einsum("rns,rns->rn", off[..., :m_k], off[..., m_k:]),
-                    yv0=y * np.stack([p["v0t"] for p in tparts]), M=M, H=H,
-                    y_hits=y[:, :H].copy(), oQ_hits=off[:, :H, :m_k].copy(),
-                    oK_hits=off[:, :H, m_k:].copy(), column_replica=layout.column_replica)
+                    yv0=y * np.stack([p["v0t"] for p in tparts]), yM=M, H=H,
+                    yo_hits=yo_hits, column_replica=layout.column_replica)
 
 
 def _evaluate(test, Z: np.ndarray, qs: np.ndarray, ks: np.ndarray, vs: np.ndarray):
@@ -788,29 +803,29 @@ def _test_metrics(test: _TestSet, Z: np.ndarray, fw: _Signal, m_k: int):
 
     By linearity the state enters each logit and the value only at the hit samples:
     <K part, q_signal> and <Q part, k_signal> are per-column numbers, so one sparse product
-    gives every correction. Written with y folded in (exact, see _TestSet):
+    gives every correction. Written with y folded in (exact, see _TestSet; z22 is a sum of
+    products (y a)(y b) = a b, so the hits' parts may carry y too):
     margin = y f = 2 y v + S (<v, mu> - y v) with S = S11 + S21 and
     S11 = 1 / (1 + e^(y z12 - z11)), S21 = 1 / (1 + e^(z22 - y z21))  (E9, E10, E12, L = 2)."""
     R, H = test.y.shape[0], test.H
     rep = test.column_replica
-    # corrections of the hit samples, each block contiguous (R, H, .)
-    aQ = (test.M @ np.ascontiguousarray(Z[:, :m_k])).reshape(R, H, m_k)
-    aK = (test.M @ np.ascontiguousarray(Z[:, m_k:2 * m_k])).reshape(R, H, m_k)
-    W = np.empty((Z.shape[0], 3))
-    np.einsum("cs,cs->c", Z[:, m_k:2 * m_k], fw.qs[rep], out=W[:, 0])  # <K part, q_signal>
-    np.einsum("cs,cs->c", Z[:, :m_k], fw.ks[rep], out=W[:, 1])  # <Q part, k_signal>
-    W[:, 2] = Z[:, 2 * m_k]  # Delta
-    A = (test.M @ W).reshape(R, H, 3)
-    A *= test.y_hits[..., None]
+    # the state's columns and two per-column numbers, then one sparse product for all the
+    # corrections (a product costs mostly its R H rows, not its columns), y folded in
+    Zc = np.empty((Z.shape[0], 2 * m_k + 3))
+    Zc[:, :2 * m_k] = Z[:, :2 * m_k]
+    np.einsum("cs,cs->c", Z[:, m_k:2 * m_k], fw.qs[rep], out=Zc[:, 2 * m_k])  # <K part, q_signal>
+    np.einsum("cs,cs->c", Z[:, :m_k], fw.ks[rep], out=Zc[:, 2 * m_k + 1])  # <Q part, k_signal>
+    Zc[:, 2 * m_k + 2] = Z[:, 2 * m_k]  # Delta
+    hits = (test.yM @ Zc).reshape(R, H, 2 * m_k + 3)
+    hits += test.yo_hits  # one contiguous pass: y <w_Q, xi>, y <w_K, xi> of the hits
+    aQK, A = hits[..., :2 * m_k], hits[..., 2 * m_k:]
     # y z12, y z21 (E9): the frozen parts, then the hits' corrections
     z12 = np.matmul(test.yoK, fw.qs[:, :, None])[..., 0]  # (R, n_test)
     z21 = np.matmul(test.yoQ, fw.ks[:, :, None])[..., 0]
     z12[:, :H] += A[..., 0]
     z21[:, :H] += A[..., 1]
-    aQ += test.oQ_hits
-    aK += test.oK_hits
     z22 = test.z22.copy()
-    np.einsum("rhs,rhs->rh", aQ, aK, out=z22[:, :H])
+    np.einsum("rhs,rhs->rh", aQK[..., :m_k], aQK[..., m_k:], out=z22[:, :H])
     yv = test.yv0.copy()  # y v = y v(0) + 2 y (Delta part)                     (E11)
     yv[:, :H] += 2.0 * A[..., 2]
     z11 = np.einsum("rs,rs->r", fw.qs, fw.ks)[:, None]

@@ -258,3 +258,19 @@ def test_a_run_that_cannot_fork_after_its_setup_evaluates_in_place(monkeypatch):
     assert not forks
     for name in one.history:
         assert_array_equal(one.history[name], late.history[name], err_msg=name)
+
+
+def test_sigmoid_floor_changes_no_result():
+    """Property: 1 / (1 + e^x) is exactly 1.0 at and below fast.SIGMOID_FLOOR, so raising the
+    arguments of the kernel's sigmoid to it (to spare exp its slow underflow path) gives the
+    same bits as the plain formula everywhere, saturated and infinite arguments included."""
+    x = np.concatenate([-np.logspace(-3, 4, 30001), np.logspace(-3, 4, 30001),
+                        np.linspace(-80.0, 80.0, 32001),
+                        [0.0, -0.0, -np.inf, np.inf, np.nan, -745.2, -709.8, 709.8, 745.2]])
+    with np.errstate(over="ignore"):
+        expected = 1.0 / (1.0 + np.exp(x))
+    got = x.copy()
+    with np.errstate(over="ignore"):
+        fast._sigmoid_of_negative(got)
+    assert_array_equal(got, expected)
+    assert np.all(expected[x <= fast.SIGMOID_FLOOR] == 1.0)
