@@ -72,6 +72,10 @@ MUTANTS = {
                       "SIGMOID_FLOOR = -40.0", "SIGMOID_FLOOR = -30.0"),
     "test-y-fold": ("fast kernel: test matrix rows not multiplied by the test labels",
                     "signsim/fast.py", "    M.data *= y[:, :H]", "    M.data *= 1 + 0 * y[:, :H]"),
+    "train-metrics-blocks": ("fast kernel: train loss and error of a block of records taken "
+                             "one record late", "signsim/fast.py",
+                             "part = margin[..., start:start + rows, :]",
+                             "part = np.roll(margin, 1, axis=-2)[..., start:start + rows, :]"),
     "mean-value-noise-fast": ("fast kernel: recorded mean value noise without the factor 2 of v",
                               "signsim/fast.py", "vn = common.v0n + 2.0 * Dn",
                               "vn = common.v0n + 1.0 * Dn"),

@@ -274,3 +274,21 @@ def test_sigmoid_floor_changes_no_result():
         fast._sigmoid_of_negative(got)
     assert_array_equal(got, expected)
     assert np.all(expected[x <= fast.SIGMOID_FLOOR] == 1.0)
+
+
+def test_train_metrics_follow_from_the_recorded_margins_in_blocks():
+    """Property: train_loss and train_error, computed after the loop from the recorded
+    margins a block of records at a time, are the mean of l(margin) (E14-E15, here through
+    logaddexp) and the fraction of margins <= 0 at every record, and the block size changes
+    no bit (blocks of 4 against one block)."""
+    config = signsim.Config(lr=LR["signgd"], **OVERLAP)
+    result = signsim.run(config, seeds=[0, 1])
+    margin = result.history["margin"]  # (R, T, n)
+    assert_allclose(result.history["train_loss"], np.logaddexp(0.0, -margin).mean(-1),
+                    rtol=1e-13, atol=0)
+    assert_array_equal(result.history["train_error"], (margin <= 0).mean(-1))
+    blocks = {"margin": margin, "train_loss": np.full(margin.shape[:2], np.nan),
+              "train_error": np.full(margin.shape[:2], np.nan)}
+    fast._train_metrics(blocks, rows=4)
+    assert_array_equal(blocks["train_loss"], result.history["train_loss"])
+    assert_array_equal(blocks["train_error"], result.history["train_error"])
