@@ -2,6 +2,18 @@
 
 Every field maps to a symbol of the spec (docs/model.md); the presets are the reference
 configurations of spec section 9.
+
+The constraints are declared once, in the table ``FIELDS``: field name -> (constraint,
+meaning). A constraint (``Constraint``: an ``Int``, ``Float`` or ``Choice``) can
+
+- ``check`` a value (the only validation ``Config`` does, field by field in table order, so
+  that ``s`` sees the validated ``d`` through ``Ref("d", -1)``),
+- ``describe`` itself (the "constraint" column of docs/usage.md, built by ``field_table``),
+- list ``invalid_examples`` (tests/test_config.py makes one test of each).
+
+The defaults stay on the dataclass. After changing the table, regenerate the docs with
+``python -c "import signsim.config as c; print(c.field_table())"``; a test checks that
+docs/usage.md holds ``field_table()`` verbatim.
 """
 
 from __future__ import annotations
@@ -11,27 +23,244 @@ import json
 import math
 import numbers
 from dataclasses import dataclass, fields
+from typing import Any, Callable, Mapping, NamedTuple, Protocol
 
-__all__ = ["Config", "PRESETS", "preset", "OPTIMIZERS", "KERNELS"]
+__all__ = ["Config", "PRESETS", "preset", "KERNELS", "SIGNAL_POSITIONS", "FIELDS",
+           "field_table", "Constraint", "Int", "Float", "Choice", "Ref"]
 
-OPTIMIZERS = ("signgd", "adam", "gd")
 SIGNAL_POSITIONS = ("random", "first")
 KERNELS = ("fast", "dense")
-_MAX_SEED = 2**63 - 1
+
+
+class Constraint(Protocol):
+    """What every entry of ``FIELDS`` provides (``Int``, ``Float``, ``Choice``)."""
+
+    def check(self, name: str, value: Any, resolved: Mapping[str, Any]) -> Any:
+        """Validate one field.
+
+        Parameters
+        ----------
+        name : str
+            The field, named in the error message.
+        value
+            The value given.
+        resolved : mapping
+            The fields already validated (those above ``name`` in ``FIELDS``), for ``Ref``.
+
+        Returns
+        -------
+        int, float or str
+            ``value`` as a plain Python scalar (NumPy scalars are converted).
+
+        Raises
+        ------
+        TypeError
+            For a value of the wrong type (the message names the type).
+        ValueError
+            For a value out of range, NaN or infinite, or not among the choices.
+        """
+
+    def describe(self) -> str:
+        """The constraint in words, as docs/usage.md's "constraint" column shows it."""
+
+    def invalid_examples(self, resolved: Mapping[str, Any] | None = None) -> list:
+        """Values ``check`` refuses, as ``(value, exception type)`` pairs.
+
+        Parameters
+        ----------
+        resolved : mapping, optional
+            The other fields, for ``Ref`` bounds; default the Config defaults.
+
+        Returns
+        -------
+        list of (object, type)
+            Values just outside each bound and of wrong types (str, bool, None; NaN and
+            infinities for floats), with the exception ``check`` raises for each.
+        """
+
+
+class Ref(NamedTuple):
+    """A bound given by an earlier field: the validated value of ``field`` plus ``offset``."""
+
+    field: str
+    offset: int = 0
+
+    def resolve(self, resolved: Mapping[str, Any]) -> int:
+        return resolved[self.field] + self.offset
+
+    def __str__(self) -> str:
+        return f"{self.field}{self.offset:+d}" if self.offset else self.field
+
+
+def _defaults() -> dict:
+    """The Config defaults, the context in which ``invalid_examples`` are invalid."""
+    return {f.name: f.default for f in fields(Config)}
+
+
+class Int(NamedTuple):
+    """An int (or NumPy integer; not a bool) in [lo, hi]; ``hi=None`` means no upper bound."""
+
+    lo: int
+    hi: int | Ref | None = None
+    hi_text: str | None = None  # how to write an int ``hi``, e.g. "2**63-1"
+
+    def _bounds(self, hi: int | None) -> str:
+        if self.hi is None:
+            return f">= {self.lo}"
+        if isinstance(self.hi, Ref):
+            return f"in [{self.lo}, {self.hi}] = [{self.lo}, {hi}]"
+        return f"in [{self.lo}, {self.hi_text or self.hi}]"
+
+    def check(self, name: str, value, resolved: Mapping[str, Any]) -> int:
+        hi = self.hi.resolve(resolved) if isinstance(self.hi, Ref) else self.hi
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            raise TypeError(
+                f"The {name!r} parameter must be an int {self._bounds(hi)}. "
+                f"Got {value!r} of type {type(value).__name__} instead."
+            )
+        value = int(value)
+        if value < self.lo or (hi is not None and value > hi):
+            raise ValueError(f"The {name!r} parameter must be an int {self._bounds(hi)}. "
+                             f"Got {value} instead.")
+        return value
+
+    def describe(self) -> str:
+        if self.hi is None:
+            return f"int >= {self.lo}"
+        return f"int in [{self.lo}, {self.hi_text or self.hi}]"
+
+    def invalid_examples(self, resolved: Mapping[str, Any] | None = None) -> list:
+        hi = self.hi.resolve(resolved or _defaults()) if isinstance(self.hi, Ref) else self.hi
+        out = [(self.lo - 1, ValueError)] + ([(hi + 1, ValueError)] if hi is not None else [])
+        return out + [(float(self.lo), TypeError), (str(self.lo), TypeError),
+                      (True, TypeError), (None, TypeError)]
+
+
+class Float(NamedTuple):
+    """A finite real (not a bool) above ``lo`` and, if ``hi`` is given, below ``hi``."""
+
+    lo: float
+    lo_open: bool
+    hi: float | None = None
+    hi_open: bool = True
+
+    def _bounds(self, num: Callable[[float], str]) -> str:
+        if self.hi is None:
+            return f"{'>' if self.lo_open else '>='} {num(self.lo)}"
+        left = "(" if self.lo_open else "["
+        right = ")" if self.hi_open else "]"
+        return f"in {left}{num(self.lo)}, {num(self.hi)}{right}"
+
+    def check(self, name: str, value, resolved: Mapping[str, Any]) -> float:
+        bounds = self._bounds(str)
+        if isinstance(value, bool) or not isinstance(value, numbers.Real):
+            raise TypeError(
+                f"The {name!r} parameter must be a finite float {bounds}. "
+                f"Got {value!r} of type {type(value).__name__} instead."
+            )
+        value = float(value)
+        ok = math.isfinite(value) and (value > self.lo if self.lo_open else value >= self.lo)
+        if self.hi is not None:
+            ok = ok and (value < self.hi if self.hi_open else value <= self.hi)
+        if not ok:
+            raise ValueError(f"The {name!r} parameter must be a finite float {bounds}. "
+                             f"Got {value!r} instead.")
+        return value
+
+    def describe(self) -> str:
+        return f"float {self._bounds(lambda x: f'{x:g}')}"
+
+    def invalid_examples(self, resolved: Mapping[str, Any] | None = None) -> list:
+        lo = self.lo if self.lo_open else math.nextafter(self.lo, -math.inf)
+        out = [(lo, ValueError)]
+        if self.hi is not None:
+            out.append((self.hi if self.hi_open else math.nextafter(self.hi, math.inf),
+                        ValueError))
+        return out + [(math.nan, ValueError), (math.inf, ValueError), (-math.inf, ValueError),
+                      ("1.0", TypeError), (True, TypeError), (None, TypeError)]
+
+
+class Choice(NamedTuple):
+    """One of the strings ``values``: a tuple, or a function returning one (a registry),
+    then written in the docs as ``text``."""
+
+    values: tuple | Callable[[], tuple]
+    text: str | None = None
+
+    def allowed(self) -> tuple:
+        return self.values() if callable(self.values) else tuple(self.values)
+
+    def check(self, name: str, value, resolved: Mapping[str, Any]) -> str:
+        allowed = self.allowed()
+        if not isinstance(value, str) or value not in allowed:
+            raise ValueError(f"The {name!r} parameter must be one of {list(allowed)}. "
+                             f"Got {value!r} instead.")
+        return value
+
+    def describe(self) -> str:
+        return self.text or "one of " + ", ".join(f"`{v}`" for v in self.allowed())
+
+    def invalid_examples(self, resolved: Mapping[str, Any] | None = None) -> list:
+        allowed = self.allowed()
+        other = allowed[0].upper()
+        while other in allowed:
+            other += "X"
+        return [(other, ValueError), (None, ValueError)]
+
+
+def _optimizers() -> tuple:
+    from .optim import available  # lazy: optim imports this module
+
+    return available()
+
+
+class FieldSpec(NamedTuple):
+    constraint: Constraint
+    meaning: str  # docs/usage.md's "meaning (spec equation)" column
+
+
+# Ordered like the dataclass: a field may refer (Ref) to the fields above it.
+FIELDS: dict[str, FieldSpec] = {
+    "n": FieldSpec(Int(1), "training samples"),
+    "d": FieldSpec(Int(2), "dimension; the fast kernel's cost does not depend on it"),
+    "s": FieldSpec(Int(1, Ref("d", -1)), "noise support size (E3)"),
+    "sigma_p": FieldSpec(Float(0.0, lo_open=True), "noise standard deviation on the support (E3)"),
+    "mu_norm": FieldSpec(Float(0.0, lo_open=False), "signal strength, mu = mu_norm e_1 (E1)"),
+    "n_test": FieldSpec(Int(1), "test samples (own random stream)"),
+    "signal_position": FieldSpec(Choice(SIGNAL_POSITIONS), "which token is the signal (E4)"),
+    "m_k": FieldSpec(Int(1), "query/key neurons (E8, E9)"),
+    "m_v": FieldSpec(Int(1), "value neurons per head (E6)"),
+    "sigma_0": FieldSpec(Float(0.0, lo_open=False), "init standard deviation (E13)"),
+    "optimizer": FieldSpec(
+        Choice(_optimizers, "a registered optimizer name (`signsim.optim.available()`)"),
+        "update rule; built in: `signgd` (E20), `adam` (E21), `gd` (E22)"),
+    "lr": FieldSpec(Float(0.0, lo_open=True), "learning rate (E20-E22)"),
+    "beta1": FieldSpec(Float(0.0, lo_open=False, hi=1.0), "Adam first-moment decay (E21)"),
+    "beta2": FieldSpec(Float(0.0, lo_open=False, hi=1.0), "Adam second-moment decay (E21)"),
+    "eps": FieldSpec(Float(0.0, lo_open=False),
+                     "Adam epsilon, added after the square root; 0 allowed (E21)"),
+    "steps": FieldSpec(Int(0), "full-batch updates"),
+    "seed": FieldSpec(Int(0, 2**63 - 1, "2**63-1"),
+                      "seeds training data, test data and init (independent streams)"),
+    "record_every": FieldSpec(Int(1),
+                              "training quantities at steps 0, k, 2k, ... and the last step"),
+    "test_every": FieldSpec(Int(1), "test metrics at steps 0, k, 2k, ... and the last step"),
+    "kernel": FieldSpec(Choice(KERNELS), "fast: active coordinates only; dense: the reference"),
+}
 
 
 @dataclass(frozen=True)
 class Config:
     """Everything that determines a run; the same Config gives bit-identical results.
 
-    Defaults are the ``fig1`` reference configuration (spec section 9). See docs/usage.md
-    for each field's constraint.
+    Defaults are the ``fig1`` reference configuration (spec section 9); each field's
+    constraint is in ``FIELDS`` (docs/usage.md shows the table).
     """
 
     # data (E1-E5)
     n: int = 20  # training samples
     d: int = 10_000  # ambient dimension; costs nothing with kernel="fast"
-    s: int = 20  # noise sparsity: coordinates in each noise support, from {2..d}
+    s: int = 20  # noise sparsity: coordinates in each noise support (E3)
     sigma_p: float = 10.0  # noise standard deviation on the support (E3)
     mu_norm: float = 1.0  # signal strength, mu = mu_norm * e_1 (E1)
     n_test: int = 1000  # fresh test samples, own random stream
@@ -41,7 +270,7 @@ class Config:
     m_v: int = 10  # value neurons per head
     sigma_0: float = 0.005  # init scale: every weight ~ N(0, sigma_0^2) (E13)
     # optimizer (E20-E22)
-    optimizer: str = "signgd"  # "signgd" | "adam" | "gd"
+    optimizer: str = "signgd"  # a name in signsim.optim.available()
     lr: float = 1e-4
     beta1: float = 0.9  # Adam only
     beta2: float = 0.999  # Adam only
@@ -54,17 +283,14 @@ class Config:
     kernel: str = "fast"  # "fast" (active coordinates only) or "dense" (the reference)
 
     def __post_init__(self) -> None:
-        for name, value in _validated(self).items():
-            object.__setattr__(self, name, value)
+        resolved: dict[str, Any] = {}
+        for name, spec in FIELDS.items():
+            resolved[name] = spec.constraint.check(name, getattr(self, name), resolved)
+            object.__setattr__(self, name, resolved[name])
 
     def replace(self, **changes) -> "Config":
         """Return a copy with ``changes`` applied (validated like a new Config)."""
-        unknown = sorted(set(changes) - {f.name for f in fields(self)})
-        if unknown:
-            raise TypeError(
-                f"Unknown Config field(s) {unknown}; known fields are "
-                f"{[f.name for f in fields(self)]}."
-            )
+        _refuse_unknown(changes)
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
@@ -90,71 +316,29 @@ class Config:
         return self.mu_norm / (self.sigma_p * math.sqrt(self.s))
 
 
-def _int(name: str, value, lo: int, hi: int | None = None, hi_text: str | None = None) -> int:
-    bounds = f"in [{lo}, {hi_text or hi}]" if hi is not None else f">= {lo}"
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(
-            f"The {name!r} parameter must be an int {bounds}. "
-            f"Got {value!r} of type {type(value).__name__} instead."
-        )
-    value = int(value)
-    if value < lo or (hi is not None and value > hi):
-        raise ValueError(f"The {name!r} parameter must be an int {bounds}. Got {value} instead.")
-    return value
+def _refuse_unknown(changes: Mapping[str, Any]) -> None:
+    names = [f.name for f in fields(Config)]
+    unknown = sorted(set(changes) - set(names))
+    if unknown:
+        raise TypeError(f"Unknown Config field(s) {unknown}; known fields are {names}.")
 
 
-def _float(name: str, value, lo: float, *, lo_open: bool, hi: float | None = None,
-           hi_open: bool = True) -> float:
-    left = "(" if lo_open else "["
-    right = ")" if hi_open else "]"
-    bounds = f"in {left}{lo}, {hi}{right}" if hi is not None else (
-        f"> {lo}" if lo_open else f">= {lo}")
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(
-            f"The {name!r} parameter must be a finite float {bounds}. "
-            f"Got {value!r} of type {type(value).__name__} instead."
-        )
-    value = float(value)
-    ok = math.isfinite(value) and (value > lo if lo_open else value >= lo)
-    if hi is not None:
-        ok = ok and (value < hi if hi_open else value <= hi)
-    if not ok:
-        raise ValueError(f"The {name!r} parameter must be a finite float {bounds}. "
-                         f"Got {value!r} instead.")
-    return value
+def field_table() -> str:
+    """The Markdown table of the Config fields, as docs/usage.md shows it.
 
-
-def _choice(name: str, value, allowed: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"The {name!r} parameter must be one of {list(allowed)}. "
-                         f"Got {value!r} instead.")
-    return value
-
-
-def _validated(c: Config) -> dict:
-    """Check every field once; return the normalised values (plain int/float/str)."""
-    out = {}
-    out["n"] = _int("n", c.n, 1)
-    out["d"] = _int("d", c.d, 2)
-    out["s"] = _int("s", c.s, 1, out["d"] - 1, hi_text=f"d-1] = [1, {out['d'] - 1}")
-    out["sigma_p"] = _float("sigma_p", c.sigma_p, 0.0, lo_open=True)
-    out["mu_norm"] = _float("mu_norm", c.mu_norm, 0.0, lo_open=False)
-    out["n_test"] = _int("n_test", c.n_test, 1)
-    out["signal_position"] = _choice("signal_position", c.signal_position, SIGNAL_POSITIONS)
-    out["m_k"] = _int("m_k", c.m_k, 1)
-    out["m_v"] = _int("m_v", c.m_v, 1)
-    out["sigma_0"] = _float("sigma_0", c.sigma_0, 0.0, lo_open=False)
-    out["optimizer"] = _choice("optimizer", c.optimizer, OPTIMIZERS)
-    out["lr"] = _float("lr", c.lr, 0.0, lo_open=True)
-    out["beta1"] = _float("beta1", c.beta1, 0.0, lo_open=False, hi=1.0)
-    out["beta2"] = _float("beta2", c.beta2, 0.0, lo_open=False, hi=1.0)
-    out["eps"] = _float("eps", c.eps, 0.0, lo_open=False)
-    out["steps"] = _int("steps", c.steps, 0)
-    out["seed"] = _int("seed", c.seed, 0, _MAX_SEED, hi_text="2**63-1")
-    out["record_every"] = _int("record_every", c.record_every, 1)
-    out["test_every"] = _int("test_every", c.test_every, 1)
-    out["kernel"] = _choice("kernel", c.kernel, KERNELS)
-    return out
+    Returns
+    -------
+    str
+        A header, a rule and one row per field (no trailing newline): the field, its
+        default (the fig1 value, as JSON), ``describe()`` of its constraint and its meaning.
+    """
+    rows = ["| field | default (fig1) | constraint | meaning (spec equation) |",
+            "|---|---|---|---|"]
+    for f in fields(Config):
+        spec = FIELDS[f.name]
+        rows.append(f"| `{f.name}` | {json.dumps(f.default)} | {spec.constraint.describe()} "
+                    f"| {spec.meaning} |")
+    return "\n".join(rows)
 
 
 # Spec section 9. fig2 runs the fig1 data under Adam (the figure pairs it with SignGD);
@@ -167,8 +351,26 @@ PRESETS: dict[str, dict] = {
 
 
 def preset(name: str, **overrides) -> Config:
-    """The named reference configuration (spec section 9), with ``overrides`` applied."""
-    if name not in PRESETS:
-        raise ValueError(f"The 'preset' parameter must be one of {sorted(PRESETS)}. "
-                         f"Got {name!r} instead.")
+    """The named reference configuration (spec section 9), with ``overrides`` applied.
+
+    Parameters
+    ----------
+    name : str
+        A key of ``PRESETS``.
+    **overrides
+        Config fields replacing the preset's values.
+
+    Returns
+    -------
+    Config
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not a preset (or an override is out of range).
+    TypeError
+        If an override is not a Config field (or has a wrong type).
+    """
+    Choice(tuple(sorted(PRESETS))).check("preset", name, {})
+    _refuse_unknown(overrides)
     return Config(**{**PRESETS[name], **overrides})

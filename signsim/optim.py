@@ -1,14 +1,42 @@
-"""Full-batch optimizers as pairs of pure functions (E20-E22).
+"""Full-batch optimizers as pairs of pure functions (E20-E22), and the registry of them.
 
-An optimizer is ``Optimizer(init, update)``::
+An optimizer is ``Optimizer(init, update, ...)``::
 
     state = opt.init(params)
     updates, state = opt.update(grads, state)   # step t = state.count after the call
     params = apply_updates(params, updates)     # W^(t) = W^(t-1) + updates
 
 ``params`` and ``grads`` are one ndarray or a NamedTuple of ndarrays (such as ``Params``);
-every rule acts entrywise, on all blocks at once, from the same W^(t-1). States are
-immutable NamedTuples; nothing is changed in place.
+every rule acts **entrywise**: the update of a coordinate depends only on that coordinate's
+own gradients so far (and on the hyperparameters), on all blocks at once, from the same
+W^(t-1). States are immutable NamedTuples; nothing is changed in place.
+
+The registry maps a name to a factory ``factory(config) -> Optimizer``; ``Config.optimizer``
+accepts any registered name, and ``from_config`` builds the optimizer a Config names::
+
+    signsim.optim.register("half_sign", lambda c: Optimizer(init, update))
+    signsim.run("fig1", optimizer="half_sign")
+
+What the fast kernel may rely on is *declared* by the optimizer, never read from its name
+(``signsim.kernels.fast``):
+
+``homogeneity`` (float or None)
+    p such that scaling a coordinate's whole gradient history by any real c != 0 scales its
+    updates by sign(c) |c|^p, whatever the history: 0 for a sign step (SignGD, and Signum's
+    sign of a momentum), 1 for a rule linear in the gradients (GD, heavy-ball momentum).
+    The fast kernel then keeps one running sum per (sample, row) instead of a weight per
+    coordinate. None (the default) declares nothing: the general per-coordinate layout,
+    exact for any entrywise rule, is used.
+``proportional_to_lr`` (bool)
+    The update is ``lr`` times what the same rule gives at ``lr = 1`` (same gradients, same
+    state). Then the kernel runs the rule at lr = 1 and scales by each replica's lr, so that
+    replicas of one batch may differ in lr. False (the default): the rule runs at
+    ``config.lr`` and a batch cannot vary lr.
+``sign_based`` (bool)
+    Informational, read by no kernel: the rule is a sign method or close to one (Adam), the
+    regime of the paper's four stages (``signsim.theory.regime``).
+``label`` (str)
+    How figures name it (mathtext allowed).
 """
 
 from __future__ import annotations
@@ -17,15 +45,17 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from .config import Config
-
 __all__ = ["Optimizer", "SignGDState", "AdamState", "GDState", "sign_gd", "adam", "gd",
-           "apply_updates", "from_config"]
+           "apply_updates", "from_config", "register", "unregister", "available"]
 
 
 class Optimizer(NamedTuple):
     init: Callable[[Any], Any]
     update: Callable[[Any, Any], tuple[Any, Any]]
+    homogeneity: float | None = None
+    proportional_to_lr: bool = False
+    sign_based: bool = False
+    label: str = ""
 
 
 class SignGDState(NamedTuple):
@@ -63,7 +93,8 @@ def sign_gd(lr: float) -> Optimizer:
     def update(grads, state):
         return _map(lambda g: -lr * np.sign(g), grads), SignGDState(state.count + 1)
 
-    return Optimizer(init, update)
+    return Optimizer(init, update, homogeneity=0.0, proportional_to_lr=True, sign_based=True,
+                     label="SignGD")
 
 
 def gd(lr: float) -> Optimizer:
@@ -75,7 +106,7 @@ def gd(lr: float) -> Optimizer:
     def update(grads, state):
         return _map(lambda g: -lr * g, grads), GDState(state.count + 1)
 
-    return Optimizer(init, update)
+    return Optimizer(init, update, homogeneity=1.0, proportional_to_lr=True, label="GD")
 
 
 def adam(lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> Optimizer:
@@ -87,7 +118,8 @@ def adam(lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8)
 
     With eps = 0 a coordinate whose denominator is 0 has seen only zero gradients, so 0/0
     counts as 0; a nonzero m over a zero denominator (beta2 = 0 < beta1, or g^2 underflowing)
-    raises FloatingPointError instead of producing inf.
+    raises FloatingPointError instead of producing inf. eps does not scale with g, so Adam
+    declares no homogeneity (the fast kernel keeps its weights per coordinate).
     """
 
     def init(params):
@@ -118,13 +150,69 @@ def adam(lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8)
             upd, mu, nu = (type(grads)(*parts) for parts in zip(*out))
         return upd, AdamState(count=t, mu=mu, nu=nu)
 
-    return Optimizer(init, update)
+    return Optimizer(init, update, proportional_to_lr=True, sign_based=True, label="Adam")
 
 
-def from_config(config: Config) -> Optimizer:
+# ---------------------------------------------------------------- the registry
+
+_REGISTRY: dict[str, Callable[[Any], Optimizer]] = {}
+_BUILT_IN = ("signgd", "adam", "gd")
+
+
+def register(name: str, factory: Callable[[Any], Optimizer], *, replace: bool = False) -> None:
+    """Make ``factory(config) -> Optimizer`` available as ``Config(optimizer=name)``.
+
+    Parameters
+    ----------
+    name : str
+        A new name (lower case letters, digits and ``_``); an existing one only with
+        ``replace=True``, and never a built-in one.
+    factory : callable
+        Called with the run's Config (a batch calls it once, with replica 0's Config at
+        ``lr = 1`` when the optimizer declares ``proportional_to_lr``).
+    """
+    if not isinstance(name, str) or not name or not all(
+            ch.islower() or ch.isdigit() or ch == "_" for ch in name):
+        raise ValueError("The 'name' parameter must be a non-empty str of lower case letters, "
+                         f"digits and '_'. Got {name!r} instead.")
+    if not callable(factory):
+        raise TypeError(f"The 'factory' parameter must be callable (config -> Optimizer). "
+                        f"Got {type(factory).__name__} instead.")
+    if name in _BUILT_IN and name in _REGISTRY:
+        raise ValueError(f"The optimizer {name!r} is built in and cannot be replaced.")
+    if name in _REGISTRY and not replace:
+        raise ValueError(f"An optimizer {name!r} is registered already; pass replace=True "
+                         "to replace it.")
+    _REGISTRY[name] = factory
+
+
+def unregister(name: str) -> None:
+    """Remove an optimizer registered with ``register`` (built-in ones stay)."""
+    if name in _BUILT_IN:
+        raise ValueError(f"The optimizer {name!r} is built in and cannot be removed.")
+    if name not in _REGISTRY:
+        raise ValueError(f"The 'name' parameter must be a registered optimizer, one of "
+                         f"{list(available())}. Got {name!r} instead.")
+    del _REGISTRY[name]
+
+
+def available() -> tuple[str, ...]:
+    """The registered optimizer names, built-in ones first."""
+    return tuple(_REGISTRY)
+
+
+def from_config(config) -> Optimizer:
     """The optimizer a Config names, with its hyperparameters."""
-    if config.optimizer == "signgd":
-        return sign_gd(config.lr)
-    if config.optimizer == "adam":
-        return adam(config.lr, config.beta1, config.beta2, config.eps)
-    return gd(config.lr)
+    if config.optimizer not in _REGISTRY:
+        raise ValueError(f"The 'optimizer' parameter must be one of {list(available())}. "
+                         f"Got {config.optimizer!r} instead.")
+    opt = _REGISTRY[config.optimizer](config)
+    if not isinstance(opt, Optimizer):
+        raise TypeError(f"The factory registered as {config.optimizer!r} must return an "
+                        f"Optimizer. Got {type(opt).__name__} instead.")
+    return opt
+
+
+register("signgd", lambda c: sign_gd(c.lr))
+register("adam", lambda c: adam(c.lr, c.beta1, c.beta2, c.eps))
+register("gd", lambda c: gd(c.lr))

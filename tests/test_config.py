@@ -1,54 +1,120 @@
-"""Config: validation at the boundary (every bad value names field, range and value), presets."""
+"""Config: validation at the boundary (every bad value names field, range and value), presets.
+
+The invalid-value tests are generated from ``signsim.config.FIELDS``, the one table that also
+drives validation and the docs; the exact-message tests below are written by hand.
+"""
 
 import dataclasses
 import math
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 import signsim
-from signsim.config import Config, preset
+from signsim.config import FIELDS, Config, Ref, field_table, preset
 
-BAD_VALUES = [
-    # (field, value, error type, text the message must contain)
-    ("n", 0, ValueError, ">= 1"), ("n", -3, ValueError, "-3"), ("n", 2.0, TypeError, "float"),
-    ("n", True, TypeError, "bool"), ("d", 1, ValueError, ">= 2"),
-    ("s", 0, ValueError, "[1, d-1]"), ("s", 10_000, ValueError, "10000"),
-    ("sigma_p", 0.0, ValueError, "> 0"), ("sigma_p", math.nan, ValueError, "nan"),
-    ("sigma_p", math.inf, ValueError, "inf"), ("sigma_p", "10", TypeError, "str"),
-    ("mu_norm", -1.0, ValueError, ">= 0"), ("n_test", 0, ValueError, "0"),
-    ("signal_position", "last", ValueError, "['random', 'first']"),
-    ("m_k", 0, ValueError, "m_k"), ("m_v", 1.5, TypeError, "m_v"),
-    ("sigma_0", -0.1, ValueError, ">= 0"), ("optimizer", "sgd", ValueError, "['signgd', 'adam', 'gd']"),
-    ("optimizer", None, ValueError, "None"), ("lr", 0.0, ValueError, "> 0"),
-    ("lr", -1e-3, ValueError, "-0.001"), ("beta1", 1.0, ValueError, "[0.0, 1.0)"),
-    ("beta1", -0.1, ValueError, "[0.0, 1.0)"), ("beta2", 1.5, ValueError, "1.5"),
-    ("eps", -1e-8, ValueError, ">= 0"), ("steps", -1, ValueError, "steps"),
-    ("seed", -1, ValueError, "seed"), ("seed", 2**63, ValueError, "2**63-1"),
-    ("record_every", 0, ValueError, "record_every"), ("test_every", 0, ValueError, "test_every"),
-    ("kernel", "gpu", ValueError, "['fast', 'dense']"),
-]
+DEFAULTS = {f.name: f.default for f in dataclasses.fields(Config)}
+INVALID = [(name, value, exc) for name, spec in FIELDS.items()
+           for value, exc in spec.constraint.invalid_examples()]
 
 
-@pytest.mark.parametrize("field,value,exc,text", BAD_VALUES)
-def test_bad_value_names_field_range_and_value(field, value, exc, text):
+@pytest.mark.parametrize("field,value,exc", INVALID,
+                         ids=[f"{name}={value!r}" for name, value, _ in INVALID])
+def test_invalid_value_names_field_and_value(field, value, exc):
     with pytest.raises(exc) as info:
         Config(**{field: value})
     message = str(info.value)
-    assert repr(field) in message, message
-    assert text in message, message
+    assert type(info.value) is exc
+    assert repr(field) in message and repr(value) in message, message
+
+
+def test_every_field_has_an_entry_and_every_default_satisfies_it():
+    assert list(FIELDS) == list(DEFAULTS)  # same fields, same order
+    resolved = {}
+    for name, spec in FIELDS.items():
+        resolved[name] = spec.constraint.check(name, DEFAULTS[name], resolved)
+        assert resolved[name] == DEFAULTS[name] and type(resolved[name]) is type(DEFAULTS[name])
+        assert spec.meaning and spec.constraint.describe()
+
+
+def test_references_point_to_earlier_fields():
+    names = list(FIELDS)
+    for i, spec in enumerate(FIELDS.values()):
+        for bound in spec.constraint:
+            if isinstance(bound, Ref):
+                assert bound.field in names[:i]
+
+
+def test_every_kind_of_bad_value_is_generated():
+    def examples(name):  # repr tells True from 1 and compares NaN
+        return [(repr(v), exc) for v, exc in FIELDS[name].constraint.invalid_examples()]
+
+    V, T = ValueError, TypeError
+    assert examples("s") == [("0", V), ("10000", V), ("1.0", T), ("'1'", T), ("True", T),
+                             ("None", T)]
+    assert examples("beta1") == [("-5e-324", V), ("1.0", V), ("nan", V), ("inf", V),
+                                 ("-inf", V), ("'1.0'", T), ("True", T), ("None", T)]
+    assert examples("sigma_p")[0] == ("0.0", V)
+    assert examples("kernel") == [("'FAST'", V), ("None", V)]
 
 
 def test_message_shape_matches_sklearn_style():
-    with pytest.raises(ValueError, match=r"The 's' parameter must be an int in \[1, d-1\] = "
-                                         r"\[1, 9999\]\. Got 0 instead\."):
+    with pytest.raises(ValueError, match=r"^The 's' parameter must be an int in \[1, d-1\] = "
+                                         r"\[1, 9999\]\. Got 0 instead\.$"):
         Config(s=0)
+    with pytest.raises(ValueError, match=r"^The 's' parameter must be an int in \[1, d-1\] = "
+                                         r"\[1, 4\]\. Got 5 instead\.$"):
+        Config(d=5, s=5)
+    with pytest.raises(TypeError, match=r"^The 'n' parameter must be an int >= 1\. "
+                                        r"Got 2\.0 of type float instead\.$"):
+        Config(n=2.0)
+    with pytest.raises(ValueError, match=r"^The 'beta1' parameter must be a finite float in "
+                                         r"\[0\.0, 1\.0\)\. Got 1\.0 instead\.$"):
+        Config(beta1=1.0)
+    with pytest.raises(ValueError, match=r"^The 'seed' parameter must be an int in "
+                                         r"\[0, 2\*\*63-1\]\. Got 9223372036854775808 instead\.$"):
+        Config(seed=2**63)
+    with pytest.raises(ValueError, match=r"^The 'kernel' parameter must be one of "
+                                         r"\['fast', 'dense'\]\. Got 'gpu' instead\.$"):
+        Config(kernel="gpu")
+
+
+def test_bounds_are_inclusive_where_the_table_says_so():
+    c = Config(d=5, s=4, mu_norm=0.0, sigma_0=0.0, beta1=0.0, eps=0.0, steps=0,
+               seed=2**63 - 1)
+    assert (c.s, c.beta1, c.eps, c.seed) == (4, 0.0, 0.0, 2**63 - 1)
+    assert Config(beta2=math.nextafter(1.0, 0.0)).beta2 < 1.0
+
+
+def test_optimizer_choices_come_from_the_registry():
+    for name in signsim.optim.available():
+        assert Config(optimizer=name).optimizer == name
+    with pytest.raises(ValueError, match=r"must be one of \[.*'signgd'.*\]\. Got 'sgd'"):
+        Config(optimizer="sgd")
+
+
+def test_constraint_texts():
+    text = {name: spec.constraint.describe() for name, spec in FIELDS.items()}
+    assert (text["n"], text["s"], text["seed"]) == ("int >= 1", "int in [1, d-1]",
+                                                    "int in [0, 2**63-1]")
+    assert (text["sigma_p"], text["mu_norm"], text["beta1"]) == ("float > 0", "float >= 0",
+                                                                 "float in [0, 1)")
+    assert text["kernel"] == "one of `fast`, `dense`"
+    assert text["optimizer"] == "a registered optimizer name (`signsim.optim.available()`)"
+
+
+def test_docs_hold_the_field_table_verbatim():
+    usage = (Path(__file__).parents[1] / "docs" / "usage.md").read_text()
+    assert field_table() in usage, (
+        "docs/usage.md is out of date: paste the output of "
+        "python -c \"import signsim.config as c; print(c.field_table())\" under '## Config fields'")
 
 
 def test_numpy_scalars_are_accepted_and_normalised():
-    import numpy as np
-
-    c = Config(n=np.int64(5), lr=np.float32(0.5))
-    assert type(c.n) is int and type(c.lr) is float and c.n == 5
+    c = Config(n=np.int64(5), s=np.int32(3), lr=np.float32(0.5), sigma_p=np.float64(2.0))
+    assert type(c.n) is int and type(c.s) is int and c.n == 5 and c.s == 3
+    assert type(c.lr) is float and type(c.sigma_p) is float and c.lr == 0.5
 
 
 def test_config_is_frozen_and_replace_validates():
@@ -62,9 +128,25 @@ def test_config_is_frozen_and_replace_validates():
         c.replace(learning_rate=1.0)
 
 
+def test_preset_refuses_an_unknown_override_like_replace():
+    with pytest.raises(TypeError) as from_preset:
+        preset("fig2", lrr=1.0)
+    with pytest.raises(TypeError) as from_replace:
+        Config().replace(lrr=1.0)
+    assert str(from_preset.value) == str(from_replace.value) == (
+        f"Unknown Config field(s) ['lrr']; known fields are {list(DEFAULTS)}.")
+
+
 def test_json_round_trip_is_exact():
     c = Config(lr=1 / 3, sigma_p=math.pi, optimizer="adam", eps=0.0)
     assert Config.from_json(c.to_json()) == c
+    with pytest.raises(ValueError, match=r"Unknown Config field\(s\) \['lrr'\]"):
+        Config.from_dict({**c.to_dict(), "lrr": 1.0})
+
+
+def test_snr_is_e5():
+    c = Config(mu_norm=2.0, sigma_p=0.5, s=16)
+    assert c.snr == 2.0 / (0.5 * 4)
 
 
 def test_presets_follow_spec_section_9():
@@ -77,6 +159,7 @@ def test_presets_follow_spec_section_9():
     assert (fig2.optimizer, fig2.beta1, fig2.beta2, fig2.eps) == ("adam", 0.9, 0.999, 1e-8)
     dq = preset("data_quality")
     assert dq.sigma_0 == 0.01 and dq.lr == 1e-3 and math.isclose(dq.snr, 1.0)
+    assert preset("fig1", lr=2e-4).lr == 2e-4
     with pytest.raises(ValueError, match="'preset'"):
         preset("fig3")
 
