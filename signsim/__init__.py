@@ -15,9 +15,9 @@ from .data import Dataset, make_data
 from .model import Params
 from .result import Result, load
 from .simulate import run
-from . import stages, theory  # noqa: E402  (signsim.stages.detect, signsim.theory.regime, ...)
+from . import optim, stages, theory  # noqa: E402  (signsim.optim.register, signsim.stages.detect, ...)
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["run", "Config", "preset", "PRESETS", "Result", "load", "Dataset", "make_data",
-           "Params", "stages", "theory", "__version__"]
+           "Params", "optim", "stages", "theory", "__version__"]

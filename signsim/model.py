@@ -24,6 +24,10 @@ class Params(NamedTuple):
     W_K: np.ndarray  # (m_k, d)
     W_V: np.ndarray  # (2, m_v, d)
 
+    def to_dense(self) -> "Params":
+        """The weights as dense arrays: these (the interface of ``SparseParams``)."""
+        return self
+
 
 class Forward(NamedTuple):
     """What the forward pass keeps for the backward pass and the tracker."""

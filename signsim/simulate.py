@@ -1,23 +1,25 @@
-"""``run(config) -> Result``: data, init, then forward -> record -> gradients -> update.
-
-``kernel="dense"`` runs the reference below: dense (m, d) weights and the readable
-functions of ``model``/``grads``. ``kernel="fast"`` (the default) runs ``signsim.fast``,
-which works on the active coordinates only; both return the same kind of Result.
-"""
+"""``run(config) -> Result``: the arguments checked once, the replicas' Configs, a kernel
+(``signsim.kernels``), the one loop (``signsim.loop``), and worker processes where asked
+(``signsim.parallel``)."""
 
 from __future__ import annotations
 
-import numpy as np
+import dataclasses
+import numbers
+from collections.abc import Mapping
 
 from .config import Config, preset
-from .data import Dataset, make_data
-from .grads import gradients
-from .model import Params, forward, init_params, loss
-from .optim import apply_updates, from_config
+from .kernels import make_kernel
+from .loop import Hooks, drive
 from .result import Result
-from .tracker import Tracker, progress_every, reference_quantities
+from .tracker import select
 
-__all__ = ["run", "resolve_config"]
+__all__ = ["run", "run_batch", "resolve_config", "replica_configs", "VARIABLE"]
+
+# what the replicas of one batch may differ in besides the seed: the fast kernel builds each
+# replica's data, init and test set from its own Config, and scales each replica's step by
+# its own lr (for optimizers that declare proportional_to_lr)
+VARIABLE = ("lr", "sigma_p", "sigma_0")
 
 
 def resolve_config(config=None, **overrides) -> Config:
@@ -32,7 +34,7 @@ def resolve_config(config=None, **overrides) -> Config:
                     f"Got {type(config).__name__} instead.")
 
 
-def run(config=None, *, seeds=None, vary=None, progress=None, workers=None,
+def run(config=None, *, seeds=None, vary=None, record=None, progress=None, workers=None,
         **overrides) -> Result:
     """Train the two-layer transformer of the spec and record its dynamics.
 
@@ -43,21 +45,22 @@ def run(config=None, *, seeds=None, vary=None, progress=None, workers=None,
         for the defaults.
     seeds : sequence of int, optional
         Run one replica per seed in one vectorised pass (fast kernel only); every history
-        array then gains a leading replica axis. Replica r equals ``run(config, seed=seeds[r])``.
+        array then gains a leading replica axis. ``result.replica(r)`` equals
+        ``run(config, seed=seeds[r])`` bit for bit.
     vary : dict, optional
-        Per-replica values of ``lr`` and/or ``sigma_p`` (sequences of one length R), batched
-        like ``seeds`` (fast kernel only; all replicas use ``config.seed`` unless ``seeds``
-        gives R seeds). Replica r equals ``run(config, seed=..., lr=vary["lr"][r], ...)``
-        bit for bit; ``Result.varied`` keeps the values.
+        Per-replica values of ``lr``, ``sigma_p`` and/or ``sigma_0`` (``VARIABLE``;
+        sequences of one length R), batched like ``seeds`` (all replicas use
+        ``config.seed`` unless ``seeds`` gives R seeds). ``result.configs[r]`` is the
+        Config replica r ran.
+    record : None, "summary" or sequence of str
+        What to record: everything (None), the train and test loss and error
+        (``"summary"``), or these names of ``tracker.DIMS``. The final weights are always
+        kept; work for names not asked (the test set, most records) is skipped.
     progress : callable, optional
         Called as ``progress(t, steps)`` about a hundred times over the run (for a bar).
     workers : int, optional
-        Parallel workers for a batch (fast kernel): threads share the per-replica setup,
-        and the test set and its evaluations run beside training, in a forked helper process
-        (Linux, when the calling process has one thread) or else in a helper thread. The
-        default is 2 (at most the available CPUs) for batches of 4 replicas or more where a
-        helper process can be forked, of 32 or more elsewhere, else 1. Results do not
-        depend on it.
+        Worker processes for a batch: its replicas are split among them (``parallel``).
+        The default, 1, runs everything in the calling thread. Results do not depend on it.
     **overrides
         Config fields to replace, e.g. ``lr=2e-4, optimizer="adam"``.
 
@@ -65,61 +68,84 @@ def run(config=None, *, seeds=None, vary=None, progress=None, workers=None,
     -------
     Result
     """
-    config = resolve_config(config, **overrides)
+    if seeds is not None and "seed" in overrides:
+        raise ValueError("Give either the 'seed' parameter (one run) or 'seeds' (a batch), "
+                         f"not both. Got seed={overrides['seed']!r} and seeds={seeds!r}.")
+    vary = _checked_vary(vary, overrides)
+    base = resolve_config(config, **overrides)
+    names = select(record)
+    workers = _checked_workers(workers)
+    if seeds is None and vary is None:
+        if workers != 1:
+            raise ValueError("The 'workers' parameter splits the replicas of a batch; a "
+                             f"single run has one. Got workers={workers} without seeds/vary.")
+        return run_batch([base], names, progress=progress, single=True)
+    configs = replica_configs(base, seeds, vary)
+    if workers == 1:
+        return run_batch(configs, names, progress=progress, vary=tuple(vary or ()))
+    from .parallel import run_in_processes
+
+    return run_in_processes(configs, names, workers, progress=progress, vary=tuple(vary or ()))
+
+
+def run_batch(configs: list, names: tuple, *, progress=None, vary=(), single=False,
+              layout=None) -> Result:
+    """The replicas ``configs`` (a list of Configs that share everything but ``VARIABLE``
+    and the seed) in one kernel and one loop, in the calling thread. ``single`` returns
+    the one replica as a single-run Result; ``layout`` forces the fast kernel's layout."""
+    kernel = make_kernel(configs, names, layout=layout)
+    result = drive(kernel, configs[0], Hooks(progress=progress))
+    if single:
+        return result.replica(0) if result.batched else result
+    return dataclasses.replace(result, vary=vary)
+
+
+def replica_configs(config: Config, seeds, vary) -> list[Config]:
+    """One validated Config per replica of a batch."""
+    vary = dict(vary or {})
+    lengths = {k: len(v) for k, v in vary.items()}
+    if seeds is not None:
+        if isinstance(seeds, (str, bytes, Mapping)) or not hasattr(seeds, "__len__"):
+            raise ValueError("The 'seeds' parameter must be a non-empty sequence of ints. "
+                             f"Got {seeds!r} instead.")
+        seeds = list(seeds)
+        lengths["seeds"] = len(seeds)
+    if len(set(lengths.values())) > 1:
+        raise ValueError(f"The 'seeds' and 'vary' sequences must have one length. Got {lengths}.")
+    R = next(iter(lengths.values()), 0)
+    if R == 0:
+        raise ValueError("The 'seeds' parameter must be a non-empty sequence of ints. Got [].")
     if config.kernel == "dense":
-        if seeds is not None or vary is not None or workers is not None:
-            raise ValueError("The 'seeds', 'vary' and 'workers' parameters need kernel='fast'; "
-                             "the dense reference runs one configuration at a time. "
-                             "Got kernel='dense'.")
-        return _run_dense(config, progress)
-    from .fast import run_fast
-
-    return run_fast(config, seeds=seeds, vary=vary, progress=progress, workers=workers)
+        raise ValueError("The 'seeds' and 'vary' parameters need kernel='fast'; the dense "
+                         "reference runs one configuration at a time. Got kernel='dense'.")
+    seeds = seeds if seeds is not None else [config.seed] * R
+    return [config.replace(seed=seeds[r], **{k: v[r] for k, v in vary.items()})
+            for r in range(R)]
 
 
-def dense_test_metrics(params: Params, test: Dataset, chunk: int = 100) -> tuple[float, float]:
-    """Test loss and error with dense weights, over the test set in chunks."""
-    margins = []
-    for start in range(0, test.n, chunk):
-        part = _subset(test, slice(start, start + chunk))
-        margins.append(part.y * forward(params, part.X).f)
-    margin = np.concatenate(margins)
-    return float(loss(margin).mean()), float(np.mean(margin <= 0))
+def _checked_vary(vary, overrides: dict) -> dict | None:
+    if vary is None:
+        return None
+    if not isinstance(vary, Mapping):
+        raise ValueError(f"The 'vary' parameter must be a dict mapping fields of {list(VARIABLE)} "
+                         f"to sequences of per-replica values. Got {vary!r} instead.")
+    for key, values in vary.items():
+        if key not in VARIABLE:
+            raise ValueError(f"The 'vary' parameter may set {list(VARIABLE)} per replica. "
+                             f"Got {key!r} instead.")
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__len__"):
+            raise ValueError(f"The 'vary' parameter must map {key!r} to a sequence of "
+                             f"per-replica values. Got {values!r} instead.")
+        if key in overrides:
+            raise ValueError(f"The {key!r} override ({overrides[key]!r}) conflicts with "
+                             f"vary[{key!r}]: give the per-replica values in 'vary' only.")
+    return dict(vary)
 
 
-def _subset(data: Dataset, rows: slice) -> Dataset:
-    return Dataset(y=data.y[rows], signal_position=data.signal_position[rows],
-                   noise_index=data.noise_index[rows], noise_value=data.noise_value[rows],
-                   d=data.d, mu_norm=data.mu_norm)
-
-
-def _run_dense(config: Config, progress=None) -> Result:
-    """The reference loop: dense weights, every quantity from its definition."""
-    train, test = make_data(config)
-    X = train.X  # (n, d, L)
-    params = init_params(config.seed, config.d, config.m_k, config.m_v, config.sigma_0)
-    init = params
-    opt = from_config(config)
-    state = opt.init(params)
-    tracker = Tracker(config)
-    record_row = {int(t): i for i, t in enumerate(tracker.steps)}
-    test_row = {int(t): i for i, t in enumerate(tracker.test_steps)}
-    every = progress_every(config.steps)
-    for t in range(config.steps + 1):
-        if progress is not None and t % every == 0:
-            progress(t, config.steps)
-        # W = W^(t) here
-        if t < config.steps:
-            grads, fw = gradients(params, X, train.y)
-        else:
-            fw = forward(params, X)
-        if t in record_row:
-            tracker.record(record_row[t], reference_quantities(params, fw, train))
-        if t in test_row:
-            tracker.record_test(test_row[t], *dense_test_metrics(params, test))
-        if t < config.steps:
-            updates, state = opt.update(grads, state)
-            params = apply_updates(params, updates)
-    return Result(config=config, steps=tracker.steps, test_steps=tracker.test_steps,
-                  history=tracker.history, params=params, init_params=init, dataset=train,
-                  test_dataset=test)
+def _checked_workers(workers) -> int:
+    if workers is None:
+        return 1
+    if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1:
+        raise ValueError(f"The 'workers' parameter must be a positive int or None. "
+                         f"Got {workers!r} instead.")
+    return int(workers)

@@ -30,7 +30,7 @@ class SparseParams:
     W_V_active : ndarray of shape ([R,] 2, m_v, u)
     keys : ndarray of shape ([R,]), uint64: init keys (``signsim.rng.init_key``)
     d : int
-    sigma_0 : float
+    sigma_0 : float, or ndarray of shape (R,): the init scale of each replica
     """
 
     coords: np.ndarray
@@ -39,7 +39,7 @@ class SparseParams:
     W_V_active: np.ndarray
     keys: np.ndarray
     d: int
-    sigma_0: float
+    sigma_0: float | np.ndarray
 
     @property
     def batched(self) -> bool:
@@ -52,7 +52,7 @@ class SparseParams:
         blocks = [[], [], []]
         for r in range(coords.shape[0]):
             dense = init_normals(np.atleast_1d(self.keys)[r], np.arange(self.d), m_k, m_v,
-                                 self.sigma_0)
+                                 float(np.atleast_1d(self.sigma_0)[r]))
             keep = coords[r] >= 0
             for b, active in enumerate((self.W_Q_active, self.W_K_active, self.W_V_active)):
                 act = active[r] if self.batched else active
@@ -60,6 +60,30 @@ class SparseParams:
                 blocks[b].append(dense[b])
         out = [np.stack(b) if self.batched else b[0] for b in blocks]
         return Params(*out)
+
+    def replica(self, r: int) -> "SparseParams":
+        """Replica r of batched weights, without the padding columns."""
+        u = int((self.coords[r] >= 0).sum())  # padding (-1) comes last
+        return SparseParams(coords=self.coords[r, :u], W_Q_active=self.W_Q_active[r, :, :u],
+                            W_K_active=self.W_K_active[r, :, :u],
+                            W_V_active=self.W_V_active[r, ..., :u], keys=self.keys[r],
+                            d=self.d, sigma_0=float(self.sigma_0[r]))
+
+    @classmethod
+    def concat(cls, parts: list) -> "SparseParams":
+        """Batched weights one after the other along the replicas, padded to one width."""
+        u = max(p.coords.shape[1] for p in parts)
+
+        def pad(a, value):
+            return np.pad(a, [(0, 0)] * (a.ndim - 1) + [(0, u - a.shape[-1])],
+                          constant_values=value)
+
+        return cls(coords=np.concatenate([pad(p.coords, -1) for p in parts]),
+                   W_Q_active=np.concatenate([pad(p.W_Q_active, 0.0) for p in parts]),
+                   W_K_active=np.concatenate([pad(p.W_K_active, 0.0) for p in parts]),
+                   W_V_active=np.concatenate([pad(p.W_V_active, 0.0) for p in parts]),
+                   keys=np.concatenate([p.keys for p in parts]), d=parts[0].d,
+                   sigma_0=np.concatenate([p.sigma_0 for p in parts]))
 
     @cached_property
     def _dense(self) -> Params:
@@ -88,4 +112,4 @@ class SparseParams:
     def from_arrays(cls, a: dict) -> "SparseParams":
         return cls(coords=a["coords"], W_Q_active=a["W_Q_active"], W_K_active=a["W_K_active"],
                    W_V_active=a["W_V_active"], keys=a["keys"], d=int(a["d"]),
-                   sigma_0=float(a["sigma_0"]))
+                   sigma_0=float(a["sigma_0"]) if a["sigma_0"].ndim == 0 else a["sigma_0"])

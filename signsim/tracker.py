@@ -1,41 +1,83 @@
-"""The recorded quantities (spec section 6) and the step schedule they are recorded on.
+"""The recorded quantities (spec section 6): their names and labelled axes, the step schedule
+they are recorded on, the storage a run writes them into, and the History it returns.
 
 The names are part of the API. Training quantities are recorded at ``schedule(steps,
 record_every)``, test metrics at ``schedule(steps, test_every)``; "step t" means the weights
 W^(t) after t updates, step 0 being the initialisation.
+
+``DIMS`` is the one table of every name's axes: a history array has the axes
+``("replica",)`` (a batch only), then ``"step"`` (``"test_step"`` for the test metrics),
+then ``DIMS[name]``. docs/usage.md, ``Result.to_xarray`` and ``Result.to_frame`` read it.
 """
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Mapping
+from typing import Callable, NamedTuple
 
 import numpy as np
 
-from .config import Config
-from .data import Dataset
-from .model import Forward, Params, loss, loss_derivative
+__all__ = ["TRAIN_NAMES", "TEST_NAMES", "SUMMARY", "DIMS", "COORDS", "dim_sizes", "shapes",
+           "dims_of", "select", "schedule", "progress_every", "Recorder", "History", "Derived"]
 
-__all__ = ["TRAIN_NAMES", "TEST_NAMES", "shapes", "schedule", "Tracker", "History",
-           "reference_quantities", "attention_by_role"]
-
-TRAIN_NAMES = ("query_signal", "key_signal", "query_noise", "key_noise", "value_signal",
-               "value_noise", "mean_value_signal", "mean_value_noise", "attention", "margin",
-               "loss_derivative", "train_loss", "train_error")
+# name: the axes of one record (spec section 6)
+DIMS: dict[str, tuple[str, ...]] = {
+    "query_signal": ("neuron",),  # <w_{Q,s}, mu>
+    "key_signal": ("neuron",),  # <w_{K,s}, mu>
+    "query_noise": ("neuron", "sample"),  # <w_{Q,s}, y_i xi_i>
+    "key_noise": ("neuron", "sample"),  # <w_{K,s}, y_i xi_i>
+    "value_signal": ("head", "value_neuron"),  # <w_{V,j,r}, mu>, j = +1 first
+    "value_noise": ("head", "value_neuron", "sample"),  # <w_{V,j,r}, y_i xi_i>
+    "mean_value_signal": (),  # <v, mu>
+    "mean_value_noise": ("sample",),  # <v, y_i xi_i>
+    "attention": ("sample", "query_role", "key_role"),  # [[s11, s12], [s21, s22]]
+    "margin": ("sample",),  # y_i f(W, X_i)
+    "loss_derivative": ("sample",),  # l'_i
+    "train_loss": (), "train_error": (), "test_loss": (), "test_error": (),
+}
 TEST_NAMES = ("test_loss", "test_error")
+TRAIN_NAMES = tuple(name for name in DIMS if name not in TEST_NAMES)
+SUMMARY = ("train_loss", "train_error", "test_loss", "test_error")  # record="summary"
+# labels of the axes that have them (the others are numbered from 0)
+COORDS = {"head": [1, -1], "query_role": ["signal", "noise"], "key_role": ["signal", "noise"]}
 
 
-def shapes(config: Config) -> dict[str, tuple[int, ...]]:
+def dim_sizes(config) -> dict[str, int]:
+    """The length of each record axis under ``config``."""
+    return {"neuron": config.m_k, "value_neuron": config.m_v, "sample": config.n, "head": 2,
+            "query_role": 2, "key_role": 2}
+
+
+def shapes(config) -> dict[str, tuple[int, ...]]:
     """Shape of one record of each quantity (spec section 6)."""
-    m_k, m_v, n = config.m_k, config.m_v, config.n
-    return {
-        "query_signal": (m_k,), "key_signal": (m_k,),
-        "query_noise": (m_k, n), "key_noise": (m_k, n),
-        "value_signal": (2, m_v), "value_noise": (2, m_v, n),
-        "mean_value_signal": (), "mean_value_noise": (n,),
-        "attention": (n, 2, 2), "margin": (n,), "loss_derivative": (n,),
-        "train_loss": (), "train_error": (), "test_loss": (), "test_error": (),
-    }
+    size = dim_sizes(config)
+    return {name: tuple(size[d] for d in dims) for name, dims in DIMS.items()}
+
+
+def dims_of(name: str, batched: bool = False) -> tuple[str, ...]:
+    """The axes of a history array: [replica,] step (or test_step), then the record's."""
+    time = "test_step" if name in TEST_NAMES else "step"
+    return (("replica",) if batched else ()) + (time,) + DIMS[name]
+
+
+def select(record) -> tuple[str, ...]:
+    """The names a ``record=`` argument asks for, in table order: None (everything),
+    ``"summary"`` (train and test loss and error), or a sequence of names."""
+    if record is None:
+        return tuple(DIMS)
+    if isinstance(record, str):
+        if record == "summary":
+            return SUMMARY
+        record = [record]
+    try:
+        asked = list(record)
+    except TypeError:
+        asked = None
+    unknown = None if asked is None else [x for x in asked if x not in DIMS]
+    if asked is None or unknown or not asked:
+        raise ValueError(f"The 'record' parameter must be None, 'summary' or a non-empty list "
+                         f"of names from {list(DIMS)}. Got {record!r} instead.")
+    return tuple(name for name in DIMS if name in asked)
 
 
 def schedule(steps: int, every: int) -> np.ndarray:
@@ -51,20 +93,63 @@ def progress_every(steps: int) -> int:
     return max(1, steps // 100)
 
 
-class History(Mapping):
-    """name -> ndarray, like a dict; an entry given as a function is built on first access
-    and then kept (``Result.save`` builds every entry)."""
+class Recorder:
+    """Preallocated storage of a batch of R replicas, written one record at a time.
 
-    def __init__(self, arrays: dict, derived: dict | None = None):
+    ``storage`` maps each stored name to the shape of one record of one replica (a kernel
+    may store a compact form under a name of its own). Arrays are kept step-major,
+    (T, R, ...), so that each record is one contiguous write, and filled with NaN up front:
+    a row a run failed to write shows as NaN, and touching the memory in one pass is much
+    cheaper than page-faulting it between steps (docs/performance.md)."""
+
+    def __init__(self, steps: np.ndarray, test_steps: np.ndarray, storage: dict, R: int):
+        self.steps, self.test_steps = steps, test_steps
+        self._store = {}
+        for name, shape in storage.items():
+            T = len(test_steps if name in TEST_NAMES else steps)
+            self._store[name] = np.full((T, R) + tuple(shape), np.nan)
+        self._train = [name for name in self._store if name not in TEST_NAMES]
+
+    def row(self, row: int) -> dict:
+        """Writable views of record ``row`` of every stored training name, (R, ...) each."""
+        return {name: self._store[name][row] for name in self._train}
+
+    def record_test(self, row: int, loss, error) -> None:
+        self._store["test_loss"][row] = loss
+        self._store["test_error"][row] = error
+
+    def arrays(self) -> dict:
+        """name -> ndarray of shape (R, T, ...) (views of the storage)."""
+        return {k: np.swapaxes(v, 0, 1) for k, v in self._store.items()}
+
+
+class Derived(NamedTuple):
+    """A history entry built on first access as ``fn(*args)``; every arg has a leading
+    replica axis, and ``fn`` works elementwise over it (so a replica's slice of the result
+    is ``fn`` of the args' slices, bit for bit). ``fn`` is a module-level function, so that
+    a History can be pickled."""
+
+    fn: Callable
+    args: tuple
+
+
+class History(Mapping):
+    """name -> ndarray, like a read-only dict; an entry given as ``Derived`` is built on
+    first access and then kept (``Result.save`` builds every entry).
+
+    Every array has a leading replica axis when ``batched``. Safe to read from several
+    threads (an entry built twice at once is built to the same bits, and one is kept)."""
+
+    def __init__(self, arrays: dict, derived: dict | None = None, batched: bool = False):
         self._arrays = dict(arrays)
         self._derived = dict(derived or {})
-        self._names = [n for n in TRAIN_NAMES + TEST_NAMES if n in self._arrays or n in
-                       self._derived] + [n for n in self._arrays if n not in TRAIN_NAMES +
-                                         TEST_NAMES]
+        self.batched = batched
+        self._names = [n for n in DIMS if n in self._arrays or n in self._derived]
 
     def __getitem__(self, name: str) -> np.ndarray:
         if name not in self._arrays and name in self._derived:
-            self._arrays[name] = self._derived.pop(name)()
+            d = self._derived[name]
+            self._arrays.setdefault(name, d.fn(*d.args))
         return self._arrays[name]
 
     def __iter__(self):
@@ -75,129 +160,31 @@ class History(Mapping):
 
     def __repr__(self) -> str:
         built = {n: self._arrays[n].shape for n in self._names if n in self._arrays}
-        return f"History({built}, built on access: {sorted(self._derived)})"
+        unbuilt = sorted(n for n in self._derived if n not in self._arrays)
+        return f"History({built}, built on access: {unbuilt})"
+
+    def replica(self, r: int) -> "History":
+        """Replica r of a batched history, as the history of a single run."""
+        arrays = {k: v[r] for k, v in self._arrays.items()}
+        derived = {k: Derived(d.fn, tuple(a[r:r + 1] for a in d.args))
+                   for k, d in self._derived.items() if k not in self._arrays}
+        single = {k: Derived(_first, (d,)) for k, d in derived.items()}
+        return History(arrays, single, batched=False)
+
+    @classmethod
+    def concat(cls, parts: list) -> "History":
+        """Batched histories of the same run shape, one after the other along the replicas."""
+        arrays, derived = {}, {}
+        for name in parts[0]:
+            lazy = [p._derived.get(name) for p in parts]
+            if all(d is not None and name not in p._arrays for d, p in zip(lazy, parts)):
+                args = zip(*(d.args for d in lazy))
+                derived[name] = Derived(lazy[0].fn, tuple(np.concatenate(a) for a in args))
+            else:
+                arrays[name] = np.concatenate([p[name] for p in parts])
+        return cls(arrays, derived, batched=True)
 
 
-class Tracker:
-    """Preallocated history; ``replicas`` adds a leading replica axis to every array.
-    ``shape_of`` changes what is stored: a name mapped to a shape is stored with that record
-    shape (a kernel's compact form, possibly under a new name), a name mapped to None is not
-    stored (the kernel derives it)."""
-
-    def __init__(self, config: Config, replicas: int | None = None,
-                 shape_of: dict | None = None, background: bool = False):
-        self.steps = schedule(config.steps, config.record_every)
-        self.test_steps = schedule(config.steps, config.test_every)
-        lead = () if replicas is None else (replicas,)
-        shp = {**shapes(config), **(shape_of or {})}
-        # stored step-major, (T, [R,] ...), so that each record is one contiguous write.
-        # Filled with NaN up front: a row the run failed to write shows as NaN, and touching
-        # the memory in one pass is about 10x cheaper than page-faulting it step by step
-        # between computations (0.08 s against 0.75-0.97 s for the 700 MB of 100 fig1
-        # replicas, scripts/benchmark.py machine). With ``background`` a thread fills the
-        # training records in step order while the run goes on; ``row`` waits for it.
-        self._store = {}
-        for name, shape in shp.items():
-            if shape is None:
-                continue
-            T = len(self.test_steps if name in TEST_NAMES else self.steps)
-            full = (T,) + lead + shape
-            self._store[name] = (np.empty(full) if background and name not in TEST_NAMES
-                                 else np.full(full, np.nan))
-        self._batched = bool(lead)
-        self._filler = None
-        if background:
-            self._filler = _Filler([v for name, v in self._store.items()
-                                    if name not in TEST_NAMES], len(self.steps))
-
-    @property
-    def history(self) -> dict:
-        """name -> ndarray of shape ([R,] T, ...)."""
-        if not self._batched:
-            return dict(self._store)
-        return {k: np.swapaxes(v, 0, 1) for k, v in self._store.items()}
-
-    def record(self, row: int, quantities: dict) -> None:
-        for name in TRAIN_NAMES:
-            self._store[name][row] = quantities[name]
-
-    def row(self, row: int) -> dict:
-        """Writable views of one record of everything stored but the test metrics."""
-        if self._filler is not None:
-            self._filler.wait_for(row)
-        return {name: v[row] for name, v in self._store.items() if name not in TEST_NAMES}
-
-    def finish(self) -> None:
-        """Wait for the background filling to end (every row is filled then)."""
-        if self._filler is not None:
-            self._filler.wait_for(len(self.steps) - 1)
-            self._filler.thread.join()
-            self._filler = None
-
-    def record_test(self, row: int, test_loss, test_error) -> None:
-        self._store["test_loss"][row] = test_loss
-        self._store["test_error"][row] = test_error
-
-
-class _Filler:
-    """Fills step-major arrays with NaN, ROWS steps at a time, in a thread: the first touch
-    of fresh memory is slow on some machines (0.05 s to over 1 s for 430 MB on the
-    scripts/benchmark.py machine), and a thread takes it off the run's own path."""
-
-    ROWS = 16
-
-    def __init__(self, arrays: list, T: int):
-        self.arrays, self.T, self.done, self.error = arrays, T, 0, None
-        self.ready = threading.Condition()
-        self.thread = threading.Thread(target=self._fill, name="signsim-history-fill",
-                                       daemon=True)
-        self.thread.start()
-
-    def _fill(self) -> None:
-        try:
-            for start in range(0, self.T, self.ROWS):
-                for a in self.arrays:
-                    a[start:start + self.ROWS].fill(np.nan)
-                with self.ready:
-                    self.done = min(self.T, start + self.ROWS)
-                    self.ready.notify_all()
-        except BaseException as e:  # raised in the run's thread by wait_for
-            with self.ready:
-                self.error, self.done = e, self.T
-                self.ready.notify_all()
-
-    def wait_for(self, row: int) -> None:
-        if row >= self.done:
-            with self.ready:
-                self.ready.wait_for(lambda: self.done > row)
-        if self.error is not None:
-            raise self.error
-
-
-def attention_by_role(S: np.ndarray, signal_position: np.ndarray) -> np.ndarray:
-    """S_{i,la} rearranged by role, [[s11, s12], [s21, s22]] with 1 = signal, 2 = noise."""
-    rows = np.arange(len(signal_position))
-    roles = np.stack([signal_position, 1 - signal_position], axis=1)  # (n, 2): token of role
-    return S[rows[:, None, None], roles[:, :, None], roles[:, None, :]]
-
-
-def reference_quantities(params: Params, fw: Forward, data: Dataset) -> dict:
-    """Every training quantity of spec section 6 from dense weights (the reference)."""
-    mu = data.mu
-    yxi = data.y[:, None] * data.xi  # (n, d): y_i xi_i
-    margin = data.y * fw.f
-    return {
-        "query_signal": params.W_Q @ mu,
-        "key_signal": params.W_K @ mu,
-        "query_noise": params.W_Q @ yxi.T,
-        "key_noise": params.W_K @ yxi.T,
-        "value_signal": params.W_V @ mu,
-        "value_noise": params.W_V @ yxi.T,
-        "mean_value_signal": fw.v @ mu,
-        "mean_value_noise": yxi @ fw.v,
-        "attention": attention_by_role(fw.S, data.signal_position),
-        "margin": margin,
-        "loss_derivative": loss_derivative(margin),
-        "train_loss": loss(margin).mean(),
-        "train_error": np.mean(margin <= 0),
-    }
+def _first(d: Derived) -> np.ndarray:
+    """The only replica of a one-replica Derived entry."""
+    return d.fn(*d.args)[0]

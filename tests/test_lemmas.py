@@ -15,7 +15,8 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import signsim
 from signsim import stages, theory
-from signsim.fast import run_fast
+from signsim.simulate import run_batch
+from signsim.tracker import select
 from signsim.optim import adam, apply_updates
 
 from .strategies import signgd_regime_configs
@@ -73,8 +74,8 @@ def test_adam_with_zero_betas_and_eps_runs_exactly_like_signgd():
     """E21 with beta1 = beta2 = eps = 0 is SignGD: whole runs are bit-identical (in the
     per-coordinate layout of the fast kernel, which both can use)."""
     config = signsim.preset("fig1", steps=120, n_test=50)
-    sign = run_fast(config, layout="coordinate")
-    ad = run_fast(config.replace(optimizer="adam", beta1=0.0, beta2=0.0, eps=0.0))
+    sign = run_batch([config], select(None), single=True, layout="coordinate")
+    ad = signsim.run(config.replace(optimizer="adam", beta1=0.0, beta2=0.0, eps=0.0))
     for name in sign.history:
         assert_array_equal(sign.history[name], ad.history[name], err_msg=name)
 

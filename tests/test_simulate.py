@@ -7,7 +7,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import signsim
 from signsim.model import loss
-from signsim.tracker import TEST_NAMES, TRAIN_NAMES, Tracker, schedule, shapes
+from signsim.tracker import TEST_NAMES, TRAIN_NAMES, schedule, shapes
 
 from .strategies import small_configs
 
@@ -159,18 +159,3 @@ def test_load_rejects_other_files_and_pickles(tmp_path):
     np.savez(tmp_path / "obj.npz", format=np.array(["signsim-result-1", None], dtype=object))
     with pytest.raises(ValueError, match="pickle"):
         signsim.load(tmp_path / "obj.npz")
-
-
-def test_background_filling_hands_out_each_row_filled():
-    """Tracker(background=True) fills the history with NaN in a thread; row(t) waits until
-    step t is filled, so each row it hands out is all NaN (fresh memory from np.empty reads
-    as zeros: a row handed out too early would show them), and finish() leaves every row
-    filled."""
-    config = signsim.Config(n=20, m_k=10, m_v=10, steps=900)
-    tracker = Tracker(config, replicas=30, background=True)
-    for t in range(len(tracker.steps)):
-        for name, view in tracker.row(t).items():
-            assert np.isnan(view).all(), (t, name)
-    tracker.finish()
-    for name, value in tracker.history.items():
-        assert np.isnan(value).all(), name

@@ -1,0 +1,49 @@
+"""The kernels that train the network, behind one small interface that ``signsim.loop`` drives.
+
+A kernel is built for a batch of replicas (one Config each; the dense reference takes one)
+and the names to record, and provides::
+
+    state = kernel.init()                 # State at step 0: W^(0)
+    state = kernel.step(state)            # one optimizer step: W^(t) -> W^(t+1)
+    kernel.observe(state, out)            # records at state.step into `out` (views, (R, ...))
+    loss, error = kernel.test_metrics(state)   # (R,) each, at state.step
+    kernel.storage()                      # name -> record shape of what observe writes
+    kernel.result(init, final, arrays, steps, test_steps) -> Result
+
+``State`` is immutable: ``step`` (t), the kernel's ``params`` and the optimizer's
+``opt_state`` are everything needed to continue a run (with the kernel, which rebuilds its
+constants from the Configs); ``forward`` is the forward pass at W^(t), kept because the
+records, the test metrics and the next step's gradients all read it.
+
+``dense`` is the reference (dense (m, d) weights, the readable functions of ``model`` and
+``grads``); ``fast`` works on the active coordinates only. ``make_kernel`` chooses by
+``Config.kernel``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+__all__ = ["State", "make_kernel"]
+
+
+class State(NamedTuple):
+    step: int  # t: the weights are W^(t)
+    params: Any  # the kernel's weights (a NamedTuple of ndarrays)
+    opt_state: Any  # the optimizer's state (a NamedTuple)
+    forward: Any  # the forward pass at W^(t) (derived from params)
+
+
+def make_kernel(configs: list, names: tuple, layout: str | None = None):
+    """The kernel ``configs[0].kernel`` names, for these replicas and recorded names."""
+    if configs[0].kernel == "dense":
+        from .dense import DenseKernel
+
+        if len(configs) != 1 or layout is not None:
+            raise ValueError("The dense reference runs one configuration at a time, on dense "
+                             "weights: 'seeds', 'vary', 'workers' > 1 and 'layout' need "
+                             "kernel='fast'. Got kernel='dense'.")
+        return DenseKernel(configs[0], names)
+    from .fast import FastKernel
+
+    return FastKernel(configs, names, layout=layout)

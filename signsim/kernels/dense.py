@@ -1,0 +1,104 @@
+"""The dense reference kernel: (m, d) weights and every quantity from its definition, written
+to be read next to docs/model.md (``model`` for E6-E15, ``grads`` for E16-E19), not to be fast.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..data import Dataset, make_data
+from ..grads import grad_W_K, grad_W_Q, grad_W_V, logit_grad
+from ..model import Forward, Params, forward, init_params, loss, loss_derivative
+from ..optim import apply_updates, from_config
+from ..result import Result
+from ..tracker import History, shapes
+from . import State
+
+__all__ = ["DenseKernel", "reference_quantities", "attention_by_role", "dense_test_metrics"]
+
+
+class DenseKernel:
+    """The kernel interface of ``signsim.kernels`` for one Config (a batch of one)."""
+
+    def __init__(self, config, names: tuple):
+        self.config, self.names, self.replicas = config, names, 1
+        self.train, self.test = make_data(config)
+        self.X = self.train.X  # (n, d, L)
+        self.opt = from_config(config)
+
+    def init(self) -> State:
+        c = self.config
+        params = init_params(c.seed, c.d, c.m_k, c.m_v, c.sigma_0)  # (E13)
+        return State(0, params, self.opt.init(params), forward(params, self.X))
+
+    def step(self, state: State) -> State:
+        fw, y = state.forward, self.train.y
+        G = logit_grad(fw, y)  # (E16)
+        grads = Params(grad_W_Q(fw, G, self.X), grad_W_K(fw, G, self.X),
+                       grad_W_V(fw, y, self.X, self.config.m_v))  # (E17-E19)
+        updates, opt_state = self.opt.update(grads, state.opt_state)
+        params = apply_updates(state.params, updates)
+        return State(state.step + 1, params, opt_state, forward(params, self.X))
+
+    def observe(self, state: State, out: dict) -> None:
+        quantities = reference_quantities(state.params, state.forward, self.train)
+        for name, view in out.items():
+            view[0] = quantities[name]
+
+    def test_metrics(self, state: State):
+        loss_, error = dense_test_metrics(state.params, self.test)
+        return np.array([loss_]), np.array([error])
+
+    def storage(self) -> dict:
+        return {k: v for k, v in shapes(self.config).items() if k in self.names}
+
+    def result(self, init: State, final: State, arrays: dict, steps, test_steps) -> Result:
+        return Result(configs=(self.config,), steps=steps, test_steps=test_steps,
+                      history=History({k: v[0] for k, v in arrays.items()}),
+                      params=final.params, init_params=init.params, dataset=self.train,
+                      test_dataset=self.test, batched=False)
+
+
+def attention_by_role(S: np.ndarray, signal_position: np.ndarray) -> np.ndarray:
+    """S_{i,la} rearranged by role, [[s11, s12], [s21, s22]] with 1 = signal, 2 = noise."""
+    rows = np.arange(len(signal_position))
+    roles = np.stack([signal_position, 1 - signal_position], axis=1)  # (n, 2): token of role
+    return S[rows[:, None, None], roles[:, :, None], roles[:, None, :]]
+
+
+def reference_quantities(params: Params, fw: Forward, data: Dataset) -> dict:
+    """Every training quantity of spec section 6 from dense weights (the reference)."""
+    mu = data.mu
+    yxi = data.y[:, None] * data.xi  # (n, d): y_i xi_i
+    margin = data.y * fw.f
+    return {
+        "query_signal": params.W_Q @ mu,
+        "key_signal": params.W_K @ mu,
+        "query_noise": params.W_Q @ yxi.T,
+        "key_noise": params.W_K @ yxi.T,
+        "value_signal": params.W_V @ mu,
+        "value_noise": params.W_V @ yxi.T,
+        "mean_value_signal": fw.v @ mu,
+        "mean_value_noise": yxi @ fw.v,
+        "attention": attention_by_role(fw.S, data.signal_position),
+        "margin": margin,
+        "loss_derivative": loss_derivative(margin),
+        "train_loss": loss(margin).mean(),
+        "train_error": np.mean(margin <= 0),
+    }
+
+
+def dense_test_metrics(params: Params, test: Dataset, chunk: int = 100) -> tuple[float, float]:
+    """Test loss and error with dense weights, over the test set in chunks."""
+    margins = []
+    for start in range(0, test.n, chunk):
+        part = _subset(test, slice(start, start + chunk))
+        margins.append(part.y * forward(params, part.X).f)
+    margin = np.concatenate(margins)
+    return float(loss(margin).mean()), float(np.mean(margin <= 0))
+
+
+def _subset(data: Dataset, rows: slice) -> Dataset:
+    return Dataset(y=data.y[rows], signal_position=data.signal_position[rows],
+                   noise_index=data.noise_index[rows], noise_value=data.noise_value[rows],
+                   d=data.d, mu_norm=data.mu_norm)

@@ -1,0 +1,144 @@
+"""The fast kernel: the dynamics of the dense reference on the active coordinates only.
+
+Why it is exact (spec section 5): every gradient row is a combination of the training
+patches, so only the coordinates of U = {coordinate 1} + the training supports ever move.
+The kernel keeps the weights there (``support``), in one of two layouts (``layouts``): per
+(sample, row) running sums for an optimizer that declares its homogeneity, per coordinate
+for any other entrywise rule. A step (``step``) is the forward pass by token role and the
+gradient coefficients in the spec's factors; the test set (``testset``) is a frozen part
+computed once plus a sparse product with the layout's state; records are compact
+(``records``).
+
+Learning rates: an optimizer that declares ``proportional_to_lr`` runs at lr = 1 and the
+kernel multiplies by each replica's lr; ``(-1 * x) * lr == (-lr) * x`` exactly, so replicas
+that differ in lr (``vary``) are bit-identical to their runs alone. The tokens are handled
+by role (1 = signal y_i mu, 2 = noise xi_i): the network has no positional information
+(E4), so the position of the signal token changes nothing.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...data import make_data
+from ...optim import from_config
+from ...result import Result
+from ...rng import init_key
+from ...sparse import SparseParams
+from .. import State
+from . import records
+from .layouts import CoordinateLayout, SampleLayout
+from .step import Constants, coefficients, forward
+from .support import rows_of, support_of
+from .testset import build_test_set, evaluate
+
+__all__ = ["FastKernel", "LAYOUTS"]
+
+LAYOUTS = ("sample", "coordinate")
+
+
+class FastKernel:
+    """The kernel interface of ``signsim.kernels`` for a batch of replicas (leading axis R)."""
+
+    def __init__(self, configs: list, names: tuple, layout: str | None = None):
+        config = configs[0]
+        opt = from_config(config)
+        if not opt.proportional_to_lr and len({c.lr for c in configs}) > 1:
+            raise ValueError(f"The optimizer {config.optimizer!r} does not declare "
+                             "proportional_to_lr, so the replicas of one batch cannot differ "
+                             "in 'lr'; run one batch per lr.")
+        self.configs, self.names = configs, names
+        self.R = self.replicas = len(configs)
+        self.rows = rows = rows_of(config.m_k)
+        self.keys = [init_key(c.seed) for c in configs]
+        self.data = [make_data(c) for c in configs]  # each replica its own seed and sigma_p
+        self.supports = [support_of(c, train, k)
+                         for c, (train, _), k in zip(configs, self.data, self.keys)]
+        self.layout = self._layout(opt, layout)
+        lr = np.array([c.lr for c in configs])
+        self.lr = lr if opt.proportional_to_lr else np.ones(self.R)
+        self.opt = from_config(config.replace(lr=1.0)) if opt.proportional_to_lr else opt
+        y = np.stack([x.y for x in self.supports])
+        self.k = Constants(y=y, y3=y[:, :, None], neg_y3=-y[:, :, None],
+                           y_rows=np.repeat(y[:, :, None], rows, axis=2),
+                           v0n=np.stack([x.v0n for x in self.supports]),
+                           v0s=np.array([x.v0s for x in self.supports]), m_k=config.m_k,
+                           n=config.n, m_v=config.m_v, mu=config.mu_norm)
+        self.lrB = None
+        if isinstance(self.layout, SampleLayout):  # (R, n, rows), at full shape as y_rows
+            self.lrB = np.repeat(self.lr[:, None, None] * self.layout.B[:, :, None], rows, axis=2)
+        shape = (self.R, config.n, config.m_k)
+        self._DK, self._aEQ = np.empty(shape), np.empty(shape)
+        self.test = None
+        if "test_loss" in names or "test_error" in names:
+            self.test = build_test_set(configs, [d[1] for d in self.data], self.keys,
+                                       self.supports, self.layout)
+
+    def _layout(self, opt, layout):
+        """The layout the optimizer's declarations allow (``layout`` forces one, for tests)."""
+        if layout not in (None,) + LAYOUTS:
+            raise ValueError(f"The 'layout' parameter must be one of {list(LAYOUTS)} or None. "
+                             f"Got {layout!r} instead.")
+        if layout == "sample" and opt.homogeneity is None:
+            raise ValueError(f"The 'layout' parameter can be 'sample' only for an optimizer "
+                             f"that declares its homogeneity; {self.configs[0].optimizer!r} "
+                             "declares none.")
+        if layout == "coordinate" or opt.homogeneity is None:
+            return CoordinateLayout(self.supports)
+        return SampleLayout(self.supports, opt.homogeneity)
+
+    def _state(self, t: int, params, opt_state) -> State:
+        with np.errstate(over="ignore"):  # sigmoids: e^x = inf gives the right limit 0
+            fw = forward(self.k, self.layout.inner(params, self.lrB), params.sig)
+        return State(t, params, opt_state, fw)
+
+    def init(self) -> State:
+        params = self.layout.params
+        return self._state(0, params, self.opt.init(params))
+
+    def step(self, state: State) -> State:
+        C = np.empty((self.R, self.configs[0].n, self.rows))  # fresh: an optimizer may keep g
+        grad_sig = np.empty((self.R, self.rows))
+        coefficients(self.k, state.forward, C, grad_sig, self._DK, self._aEQ)
+        updates, opt_state = self.opt.update(self.layout.gradients(C, grad_sig), state.opt_state)
+        return self._state(state.step + 1, self.layout.apply(state.params, updates, self.lr),
+                           opt_state)
+
+    def observe(self, state: State, out: dict) -> None:
+        records.observe(out, self.k.y_rows, state.forward)
+
+    def test_metrics(self, state: State):
+        fw = state.forward
+        return evaluate(self.test, self.layout.state_columns(state.params, self.lr),
+                        np.ascontiguousarray(fw.qs), np.ascontiguousarray(fw.ks), fw.vs)
+
+    def storage(self) -> dict:
+        return records.storage(self.names, self.configs[0], self.rows)
+
+    def result(self, init: State, final: State, arrays: dict, steps, test_steps) -> Result:
+        """The batch Result (replica axis first everywhere)."""
+        P0V = np.stack([x.P0V for x in self.supports])
+        history = records.history(arrays, self.names, self.configs[0].m_k,
+                                  self.k.y[:, None, None, :] * P0V,
+                                  np.stack([x.S0V for x in self.supports]))
+        return Result(configs=tuple(self.configs), steps=steps, test_steps=test_steps,
+                      history=history, params=self._weights(final), init_params=self._weights(init),
+                      dataset=[d[0] for d in self.data], test_dataset=[d[1] for d in self.data])
+
+    def _weights(self, state: State) -> SparseParams:
+        """Weights on U of every replica, one column per coordinate (padded with -1)."""
+        c = self.configs[0]
+        m_k, R = c.m_k, self.R
+        u = max(len(x.coords) for x in self.supports)
+        coords = np.full((R, u), -1, dtype=np.int64)
+        WQK = np.zeros((R, 2 * m_k, u))
+        WV = np.zeros((R, 2, c.m_v, u))
+        for r, x in enumerate(self.supports):
+            k = len(x.coords)
+            W = self.layout.weights_on_U(state.params, r, x, self.lr[r])
+            coords[r, :k] = x.coords
+            WQK[r, :, :k] = W[:2 * m_k]
+            WV[r, :, :, :k] = x.W0V + W[2 * m_k:, None, :]  # w_{V,j,r}(0) + Delta_j
+        return SparseParams(coords=coords, W_Q_active=WQK[:, :m_k], W_K_active=WQK[:, m_k:],
+                            W_V_active=WV, keys=np.array(self.keys, dtype=np.uint64), d=c.d,
+                            sigma_0=np.array([x.sigma_0 for x in self.configs]))

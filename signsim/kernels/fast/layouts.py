@@ -1,0 +1,214 @@
+"""The two ways the fast kernel keeps the weights on U, for a batch of R replicas.
+
+What every step needs from the weights is, for each row and training sample i, the inner
+product P[i, row] = <w_row, xi_i>, and the weights at coordinate 1 (``sig``). At a coordinate
+k of B_i that no other support holds, the gradient of a row is C[i, row] xi_i[k] (E17-E19 on
+the noise token): one coefficient per (sample, row).
+
+* **Per sample** (``SampleLayout``), for an optimizer that declares ``homogeneity = p``
+  (``signsim.optim``): scaling a coordinate's gradient history by xi_i[k] scales its updates
+  by b_i[k] = sign(xi_i[k]) |xi_i[k]|^p, so the rule run on C itself gives
+  w_row[k](t) = w_row[k](0) + lr N[i, row](t) b_i[k], with N the sum of its updates, and
+  P = P(0) + lr N sum_k b_i[k] xi_i[k]: a step costs O(n m), not O(n s m). A coordinate
+  held by several supports keeps its own weight, its gradient summed in sample order.
+* **Per coordinate** (``CoordinateLayout``), for any entrywise rule: the weights at each
+  sample's support, sample-major, ``theta[r, i, row, a] = w_row[B_i[a]]``, one copy per
+  sample of a shared coordinate; its contributions are summed and written to every copy, so
+  the copies stay bit-equal.
+
+Both give the optimizer a NamedTuple of gradients with the structure of their params, and
+take its updates back; ``state_columns`` is what test predictions multiply (testset.py).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+from scipy.sparse import csr_matrix
+
+__all__ = ["SampleParams", "CoordinateParams", "SampleLayout", "CoordinateLayout",
+           "homogeneous_factor", "csr"]
+
+
+def homogeneous_factor(values: np.ndarray, p: float) -> np.ndarray:
+    """b = sign(x) |x|^p: what a rule homogeneous of degree p (``optim`` docstring) makes of
+    a gradient C x, per unit of C. sign(x) for p = 0, x itself for p = 1 (exactly)."""
+    if p == 0:
+        return np.sign(values)
+    if p == 1:
+        return values.copy()
+    return np.sign(values) * np.abs(values) ** p
+
+
+def csr(values, rows, cols, shape) -> csr_matrix:
+    """A sparse matrix whose rows are summed in column order, the same in any batch."""
+    m = csr_matrix((values, (rows, cols)), shape=shape)
+    m.sort_indices()
+    return m
+
+
+class SampleParams(NamedTuple):
+    N: np.ndarray  # (R, n, rows) running sum of the updates of each (sample, row), at lr 1
+    sig: np.ndarray  # (R, rows) weights at coordinate 1
+    shared: np.ndarray  # (G, rows) weights at the coordinates several supports hold
+
+
+class SampleLayout:
+    """Per-(sample, row) running sums (module docstring)."""
+
+    def __init__(self, supports: list, p: float):
+        R, (n, s) = len(supports), supports[0].values.shape
+        self.R, self.n, self.p = R, n, p
+        excl = [~x.shared.reshape(n, s) for x in supports]
+        self.b = [np.where(e, homogeneous_factor(x.values, p), 0.0)
+                  for x, e in zip(supports, excl)]  # (n, s), 0 at shared slots
+        self.P0 = np.stack([np.einsum("kns,ns->nk", x.W0[:, x.slot_col], x.values * e)
+                            for x, e in zip(supports, excl)])  # (R, n, rows)
+        self.B = np.stack([(b * x.values).sum(-1) for b, x in zip(self.b, supports)])
+        groups = [np.flatnonzero(x.count > 1) for x in supports]  # shared columns, U order
+        self.groups = groups
+        G_r = [len(g) for g in groups]
+        self.goff = goff = np.r_[0, np.cumsum(G_r)]  # replica r's groups: goff[r]:goff[r+1]
+        self.params = SampleParams(np.zeros_like(self.P0), np.stack([x.W0[:, 0] for x in supports]),
+                                   np.concatenate([x.W0[:, g].T for x, g in zip(supports, groups)]))
+        # columns of the test state: R n per-sample sums, then the G shared weights
+        self.column_replica = np.r_[np.repeat(np.arange(R), n), np.repeat(np.arange(R), G_r)]
+        self.group_replica = np.repeat(np.arange(R), G_r)
+        self.to_groups = self.to_samples = None
+        if goff[-1]:  # copy (r, i, group) of a shared coordinate has value xi_i there
+            c_r, c_i, c_a, c_g = _copies(supports, groups, goff)
+            c_val = np.stack([x.values for x in supports])[c_r, c_i, c_a]
+            # gradient of a shared weight: sum over its copies of C[r, i] xi_i, in sample order
+            self.to_groups = csr(c_val, c_g, c_r * n + c_i, (goff[-1], R * n))
+            # its part of P[r, i]: sum over the copies of sample i of weight * xi_i
+            self.to_samples = csr(c_val, c_r * n + c_i, c_g, (R * n, goff[-1]))
+
+    def inner(self, params: SampleParams, lrB: np.ndarray) -> np.ndarray:
+        """P (R, n, rows); ``lrB`` is lr B repeated along the rows (see FastKernel)."""
+        P = self.P0 + params.N * lrB
+        if self.to_samples is not None:
+            P += (self.to_samples @ params.shared).reshape(P.shape)
+        return P
+
+    def gradients(self, C: np.ndarray, grad_sig: np.ndarray) -> SampleParams:
+        if self.to_groups is None:
+            return SampleParams(C, grad_sig, np.zeros((0, C.shape[-1])))
+        return SampleParams(C, grad_sig, self.to_groups @ C.reshape(-1, C.shape[-1]))
+
+    def apply(self, params: SampleParams, updates: SampleParams, lr: np.ndarray) -> SampleParams:
+        shared = params.shared
+        if self.to_groups is not None:
+            shared = shared + updates.shared * lr[self.group_replica][:, None]
+        return SampleParams(params.N + updates.N, params.sig + updates.sig * lr[:, None], shared)
+
+    def state_columns(self, params: SampleParams, lr: np.ndarray) -> np.ndarray:
+        steps = (params.N * lr[:, None, None]).reshape(-1, params.N.shape[-1])
+        return np.concatenate([steps, params.shared])
+
+    def test_entries(self, r: int, support, in_U: np.ndarray, col: np.ndarray,
+                     values: np.ndarray):
+        """The frozen test values (the init of exclusive coordinates stays in the frozen
+        part) and the entries (test sample, state column, value) of replica r's test slots
+        in U; ``in_U``, ``col`` (column in U) and ``values`` are (n_test, s)."""
+        s = support.values.shape[1]
+        shared_col = support.count[col] > 1
+        frozen = np.where(in_U & shared_col, 0.0, values)
+        j, a = np.nonzero(in_U)
+        cols, vals, sh = col[j, a], values[j, a], shared_col[j, a]
+        i_slot, a_slot = np.divmod(support.first_slot[cols[~sh]], s)
+        group = np.searchsorted(self.groups[r], cols[sh])
+        entries = (np.r_[j[~sh], j[sh]],
+                   np.r_[r * self.n + i_slot, self.R * self.n + self.goff[r] + group],
+                   np.r_[self.b[r][i_slot, a_slot] * vals[~sh], vals[sh]])
+        return frozen, entries
+
+    def weights_on_U(self, params: SampleParams, r: int, support, lr: float) -> np.ndarray:
+        """(rows, u): w(0) + lr N b at a coordinate one support holds, the own weight if
+        shared."""
+        out = support.W0.copy()
+        out[:, 0] = params.sig[r]
+        i, a = support.slot_of_column.T
+        out[:, 1:] += (params.N[r, i] * lr).T * self.b[r][i, a]
+        out[:, self.groups[r]] = params.shared[self.goff[r]:self.goff[r + 1]].T
+        return out
+
+
+def _copies(supports: list, groups: list, goff: np.ndarray):
+    """(replica, sample, slot, global group) of every training slot at a shared coordinate."""
+    parts = []
+    for r, (x, g) in enumerate(zip(supports, groups)):
+        pos = np.flatnonzero(x.shared)
+        i, a = np.divmod(pos, x.values.shape[1])
+        parts.append((np.full(pos.size, r), i, a, goff[r] + np.searchsorted(g, x.slot_col[i, a])))
+    return tuple(np.concatenate(c) for c in zip(*parts))
+
+
+class CoordinateParams(NamedTuple):
+    noise: np.ndarray  # (R, n, rows, s) weights at each sample's support
+    sig: np.ndarray  # (R, rows) weights at coordinate 1
+
+
+class _Overlap(NamedTuple):
+    """Copies of coordinates shared by several supports, sorted by (replica, coordinate, i)."""
+
+    r: np.ndarray  # (c,)
+    i: np.ndarray  # (c,)
+    a: np.ndarray  # (c,)
+    starts: np.ndarray  # (groups,) first copy of each shared coordinate
+    group: np.ndarray  # (c,) group of each copy
+
+
+class CoordinateLayout:
+    """Per-coordinate weights (module docstring); exact for any entrywise rule."""
+
+    def __init__(self, supports: list):
+        R, (n, s) = len(supports), supports[0].values.shape
+        self.R, self.n, self.s = R, n, s
+        self.vals = np.stack([x.values for x in supports])  # (R, n, s)
+        self.params = CoordinateParams(
+            np.stack([x.W0[:, x.slot_col].transpose(1, 0, 2) for x in supports]),
+            np.stack([x.W0[:, 0] for x in supports]))
+        self.column_replica = np.repeat(np.arange(R), n * s)  # of the test state's columns
+        parts = []
+        for r, x in enumerate(supports):
+            pos = np.flatnonzero(x.shared)
+            parts.append((np.full(pos.size, r), *np.divmod(pos, s), x.slot_col.ravel()[pos]))
+        sh_r, sh_i, sh_a, sh_c = (np.concatenate(c) for c in zip(*parts))
+        self.overlap = None
+        if sh_r.size:
+            o = np.lexsort((sh_i, sh_c, sh_r))
+            sh_r, sh_i, sh_a, sh_c = sh_r[o], sh_i[o], sh_a[o], sh_c[o]
+            new = np.r_[True, (sh_c[1:] != sh_c[:-1]) | (sh_r[1:] != sh_r[:-1])]
+            self.overlap = _Overlap(sh_r, sh_i, sh_a, np.flatnonzero(new), np.cumsum(new) - 1)
+
+    def inner(self, params: CoordinateParams, lrB=None) -> np.ndarray:
+        return np.einsum("rnks,rns->rnk", params.noise, self.vals)  # (R, n, rows)
+
+    def gradients(self, C: np.ndarray, grad_sig: np.ndarray) -> CoordinateParams:
+        grad_noise = C[..., None] * self.vals[:, :, None, :]  # (R, n, rows, s)
+        ov = self.overlap
+        if ov is not None:  # a coordinate in several supports: sum the contributions
+            total = np.add.reduceat(grad_noise[ov.r, ov.i, :, ov.a], ov.starts, axis=0)
+            grad_noise[ov.r, ov.i, :, ov.a] = total[ov.group]
+        return CoordinateParams(grad_noise, grad_sig)
+
+    def apply(self, params, updates, lr):
+        return CoordinateParams(params.noise + updates.noise * lr[:, None, None, None],
+                                params.sig + updates.sig * lr[:, None])
+
+    def state_columns(self, params, lr) -> np.ndarray:
+        return params.noise.transpose(0, 1, 3, 2).reshape(-1, params.noise.shape[2])
+
+    def test_entries(self, r: int, support, in_U, col, values):
+        """As ``SampleLayout.test_entries``: here every coordinate of U is in the state."""
+        j, a = np.nonzero(in_U)
+        entries = (j, r * self.n * self.s + support.first_slot[col[j, a]], values[j, a])
+        return np.where(in_U, 0.0, values), entries
+
+    def weights_on_U(self, params, r: int, support, lr: float) -> np.ndarray:
+        out = np.empty_like(support.W0)
+        out[:, 0] = params.sig[r]
+        i, a = support.slot_of_column.T
+        out[:, 1:] = params.noise[r, i, :, a].T
+        return out

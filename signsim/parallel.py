@@ -1,0 +1,63 @@
+"""The one place where signsim uses several cores: the replicas of a batch split into
+contiguous chunks, each chunk run as a smaller batch in a worker process
+(``concurrent.futures.ProcessPoolExecutor``), the chunks joined back in order.
+
+A replica does not depend on which other replicas share its batch (``tests/test_fast.py``
+checks it bit for bit), so the joined Result equals the batch run in one process.
+
+Workers start with the ``forkserver`` method where the platform has it (Linux, macOS), else
+``spawn``: never a plain fork, which is unsafe in a process with threads (a notebook). Both
+import the calling script's ``__main__`` module in the workers, so a script that calls
+``run(..., workers=2)`` at its top level must guard it with ``if __name__ == "__main__":``
+(Python's own rule for ``multiprocessing``).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+
+from .result import Result
+
+__all__ = ["chunks", "run_in_processes", "executor"]
+
+
+def chunks(R: int, parts: int) -> list[range]:
+    """``parts`` contiguous ranges covering 0..R-1, as equal as possible (none empty)."""
+    parts = min(parts, R)
+    bounds = [R * k // parts for k in range(parts + 1)]
+    return [range(a, b) for a, b in zip(bounds, bounds[1:])]
+
+
+def executor(workers: int) -> ProcessPoolExecutor:
+    """A pool of ``workers`` processes started by forkserver (preloading signsim), or spawn."""
+    methods = multiprocessing.get_all_start_methods()
+    if "forkserver" in methods:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["signsim"])
+    else:
+        context = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(workers, mp_context=context)
+
+
+def _run_chunk(configs: list, names: tuple, vary: tuple) -> Result:
+    from .simulate import run_batch
+
+    return run_batch(configs, names, vary=vary)
+
+
+def run_in_processes(configs: list, names: tuple, workers: int, *, progress=None,
+                     vary: tuple = ()) -> Result:
+    """The batch ``configs`` split across ``workers`` processes; ``progress(done, total)``
+    is called as chunks finish (``total`` = the run's steps, ``done`` in proportion)."""
+    parts = chunks(len(configs), workers)
+    steps = configs[0].steps
+    with executor(len(parts)) as pool:
+        futures = [pool.submit(_run_chunk, [configs[r] for r in part], names, vary)
+                   for part in parts]
+        results = []
+        for k, future in enumerate(futures):
+            results.append(future.result())
+            if progress is not None:
+                progress(steps * (k + 1) // len(parts), steps)
+    return Result.concat(results)
