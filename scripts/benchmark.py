@@ -20,8 +20,6 @@ import time
 import numpy as np
 
 import signsim
-from signsim.fast import resolve_workers
-from signsim.forked import can_fork
 
 
 def timed(fn, repeat: int) -> float:
@@ -90,12 +88,39 @@ def peak_rss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _chunk_peak(configs: list, names: tuple) -> float:
+    """In a worker: run one chunk of a batch as signsim.parallel does; its peak RSS."""
+    from signsim.simulate import run_batch
+
+    run_batch(configs, names)
+    return peak_rss_mib()
+
+
+def worker_peak(seeds: list, overrides: dict) -> float:
+    """The largest peak RSS of the worker processes of ``run(fig1, seeds, **overrides)``
+    (measured inside each worker, running the same chunks)."""
+    from signsim import parallel
+    from signsim.simulate import replica_configs
+    from signsim.tracker import select
+
+    configs = replica_configs(signsim.preset("fig1"), seeds, None)
+    names = select(overrides.get("record"))
+    parts = parallel.chunks(len(configs), overrides["workers"])
+    with parallel.executor(len(parts)) as pool:
+        return max(pool.map(_chunk_peak, [[configs[r] for r in p] for p in parts],
+                            [names] * len(parts)))
+
+
 def child(spec: dict) -> None:
     """Run one configuration and print its wall time and peak RSS (MiB) as JSON."""
+    overrides = spec.get("overrides", {})
     t0 = time.perf_counter()
-    signsim.run("fig1", seeds=spec.get("seeds"), **spec.get("overrides", {}))
+    signsim.run("fig1", seeds=spec.get("seeds"), **overrides)
     wall = time.perf_counter() - t0
-    print(json.dumps({"wall": wall, "rss_mib": peak_rss_mib()}))
+    out = {"wall": wall, "rss_mib": peak_rss_mib()}
+    if "workers" in overrides:
+        out["worker_rss_mib"] = worker_peak(spec["seeds"], overrides)
+    print(json.dumps(out))
 
 
 def in_child(spec: dict) -> dict:
@@ -126,7 +151,7 @@ def main() -> None:
     if args.only in (None, "d"):
         d_section(args)
     if args.only in (None, "replicas"):
-        replica_section(fig1, max(5, args.repeat))
+        replica_section(fig1, args.repeat)
 
 
 def fig1_section(fig1, fast, args) -> None:
@@ -167,37 +192,29 @@ def d_section(args) -> None:
 
 
 def replica_section(fig1, repeat: int) -> None:
-    """Each batch is timed in turn with single runs (A B C A B C ...), so that each ratio
-    compares measurements taken seconds apart; the machine's speed drifts. The single run is
-    timed with the default (in-process) and with workers=2 (a helper process, where one can
-    be forked), the faster of the two for fig1."""
-    print("\n3. batched replicas of fig1: run(fig1, seeds=range(R), workers=W), each timing "
-          "paired with one of run(fig1, seeds=[0]) (default: in-process) and one of "
-          "run(fig1, seeds=[0], workers=2)\n"
-          "   (W default: signsim.fast.resolve_workers; helper: "
-          f"{'a forked process' if can_fork() else 'a thread'}; ratio = median over pairs "
-          "of batch / single, and min batch / min single)")
-    signsim.run(fig1, seeds=list(range(100)))  # warm-up
-    signsim.run(fig1, seeds=[0], workers=2)
-    for R in (10, 100):
-        auto = resolve_workers(None, R)
-        for workers in sorted({1, 2, auto}):
-            one, one2, many = [], [], []
-            for _ in range(repeat):
-                for runs, kw in ((one, {}), (one2, {"workers": 2}),
-                                 (many, {"seeds": list(range(R)), "workers": workers})):
-                    t0 = time.perf_counter()
-                    signsim.run(fig1, **{"seeds": [0], **kw})
-                    runs.append(time.perf_counter() - t0)
-            label = f"{workers}{' (default)' if workers == auto else ''}"
-            print(f"   {R:3d} replicas, W = {label:12s} {statistics.median(many):7.3f} s   "
-                  f"one: {statistics.median(one):.3f} s -> "
-                  f"{statistics.median(m / o for m, o in zip(many, one)):5.1f} x "
-                  f"({min(many) / min(one):4.1f} x minima);   "
-                  f"one with W = 2: {statistics.median(one2):.3f} s -> "
-                  f"{statistics.median(m / o for m, o in zip(many, one2)):5.1f} x "
-                  f"({min(many) / min(one2):4.1f} x minima)")
-
+    """100 replicas of fig1 in one process, split over 2 worker processes, and with
+    record="summary". Each batch runs in a fresh process (its wall time and peak memory),
+    in turn with a single run (A B A B ...), so that each ratio compares measurements taken
+    seconds apart; the machine's speed drifts."""
+    print("\n3. 100 replicas of fig1, run(fig1, seeds=range(100), ...) in a fresh process "
+          "each, paired with run(fig1) in a fresh process\n"
+          "   (ratio = median over pairs of batch / single; peak RSS of the calling process, "
+          "and of the largest worker)")
+    cases = [("in one process", {}), ("over 2 worker processes", {"workers": 2}),
+             ("record='summary', one process", {"record": "summary"}),
+             ("record='summary', 2 workers", {"record": "summary", "workers": 2})]
+    for label, kw in cases:
+        one, many = [], []
+        for _ in range(repeat):
+            one.append(in_child({}))
+            many.append(in_child({"seeds": list(range(100)), "overrides": kw}))
+        ratio = statistics.median(m["wall"] / o["wall"] for m, o in zip(many, one))
+        worker = max(m.get("worker_rss_mib", 0.0) for m in many)
+        print(f"   {label:32s} {statistics.median(m['wall'] for m in many):7.3f} s "
+              f"(min {min(m['wall'] for m in many):.3f})  {ratio:5.1f} x one run "
+              f"({statistics.median(o['wall'] for o in one):.3f} s)  peak RSS "
+              f"{max(m['rss_mib'] for m in many):6.1f} MiB"
+              + (f", worker {worker:6.1f} MiB" if kw.get("workers") else ""))
 
 if __name__ == "__main__":
     main()

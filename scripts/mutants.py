@@ -21,6 +21,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 # name: (what it breaks, file, exact text, replacement)
+STEP, LAYOUTS, TESTSET = ("signsim/kernels/fast/step.py", "signsim/kernels/fast/layouts.py",
+                          "signsim/kernels/fast/testset.py")
+RECORDS, SUPPORT = "signsim/kernels/fast/records.py", "signsim/kernels/fast/support.py"
+
 MUTANTS = {
     "sign0": ("SignGD with sign(0) = 1 (E20)", "signsim/optim.py",
               "-lr * np.sign(g)", "-lr * np.where(g == 0, 1.0, np.sign(g))"),
@@ -29,68 +33,85 @@ MUTANTS = {
                   "m_hat = m\n        denom = np.sqrt(v) + eps"),
     "adam-eps-inside": ("Adam with eps inside the square root (E21)", "signsim/optim.py",
                         "np.sqrt(v / (1.0 - beta2**t)) + eps", "np.sqrt(v / (1.0 - beta2**t) + eps)"),
+    "gd-declared-sign": ("a linear optimizer (GD) declared homogeneous of degree 0, so the fast "
+                         "kernel runs it on the sign layout", "signsim/optim.py",
+                         "homogeneity=1.0, proportional_to_lr=True", "homogeneity=0.0, proportional_to_lr=True"),
     "softmax-axis-dense": ("dense reference: softmax over queries instead of keys (E10)",
                            "signsim/model.py",
                            "e = np.exp(z - z.max(axis=-1, keepdims=True))\n    return e / e.sum(axis=-1, keepdims=True)",
                            "e = np.exp(z - z.max(axis=-2, keepdims=True))\n    return e / e.sum(axis=-2, keepdims=True)"),
-    "softmax-axis-fast": ("fast kernel: softmax over queries instead of keys (E10)",
-                          "signsim/fast.py",
+    "softmax-axis-fast": ("fast kernel: softmax over queries instead of keys (E10)", STEP,
                           "np.subtract(z12, z11, out=S[0])\n    np.negative(S[0], out=S[1])\n"
                           "    np.subtract(z22, z21, out=S[2])\n    np.negative(S[2], out=S[3])",
                           "np.subtract(z21, z11, out=S[0])\n    np.negative(S[0], out=S[2])\n"
                           "    np.subtract(z22, z12, out=S[1])\n    np.negative(S[1], out=S[3])"),
     "value-1/m_v-dense": ("dense reference: value gradient without 1/m_v (E19)", "signsim/grads.py",
                           "/ (n * m_v)", "/ n"),
-    "value-1/m_v-fast": ("fast kernel: value gradient without 1/m_v (E19)", "signsim/fast.py",
-                         "cv = c / config.m_v", "cv = c"),
+    "value-1/m_v-fast": ("fast kernel: value gradient without 1/m_v (E19)", STEP,
+                         "cv = (y * a) / -k.m_v", "cv = (y * a) / -1.0"),
+    "value-head-odd": ("fast kernel: the j = -1 value row given the same gradient as j = +1 "
+                       "(E19's factor j dropped)", STEP,
+                       "np.negative(C[..., 2 * m_k], out=C[..., 2 * m_k + 1])",
+                       "np.positive(C[..., 2 * m_k], out=C[..., 2 * m_k + 1])"),
     "no-vbar": ("dense reference: E16 without the Vbar term", "signsim/grads.py",
                 'dev = np.einsum("nlb,nab->nla", fw.S, dV)', "dev = fw.V[:, None, :] + 0 * dV"),
     "key-grad-sign": ("fast kernel: key gradient on the noise token with the wrong sign (E18)",
-                      "signsim/fast.py", "np.negative(e, out=CK)",
-                      "np.positive(e, out=CK)"),
-    "overlap-ignored": ("fast kernel: shared coordinates not summed across samples",
-                        "signsim/fast.py", "shared = count[tn.ravel()] > 1",
-                        "shared = count[tn.ravel()] > 10**9"),
-    "signgd-sums-as-gd": ("fast kernel, per-sample layout: SignGD sums weighted by xi, not sign(xi)",
-                          "signsim/fast.py", "b = np.sign(train.noise_value)",
-                          "b = train.noise_value.copy()"),
-    "test-value-factor": ("fast kernel: test predictions with v = v(0) + Delta, not + 2 Delta",
-                          "signsim/fast.py", "yv[:, :H] += 2.0 * A[..., 2]",
-                          "yv[:, :H] += 1.0 * A[..., 2]"),
+                      STEP, "np.multiply(k.neg_y3, aEQ, out=CK)", "np.multiply(k.y3, aEQ, out=CK)"),
+    "query-driver-DK": ("fast kernel: the query gradient with D^K's signal part dropped (E17)",
+                        STEP, "DK -= fw.ks[:, None]  # D^K_{s,i}", "DK -= 0.0  # D^K_{s,i}"),
+    "overlap-ignored": ("fast kernel: shared coordinates not summed across samples", SUPPORT,
+                        "return self.count[self.slot_col.ravel()] > 1",
+                        "return self.count[self.slot_col.ravel()] > 10**9"),
+    "signgd-sums-as-gd": ("fast kernel, per-sample layout: a sign rule's sums weighted by xi, "
+                          "not sign(xi)", LAYOUTS, "    if p == 0:\n        return np.sign(values)",
+                          "    if p == 0:\n        return values.copy()"),
+    "test-value-factor": ("fast kernel: test predictions with v = v(0) + Delta_+, not "
+                          "+ Delta_+ - Delta_-", TESTSET,
+                          "np.subtract(Z[:, 2 * m_k], Z[:, 2 * m_k + 1], out=Zc[:, 2 * m_k + 2])",
+                          "np.subtract(Z[:, 2 * m_k], 0.0, out=Zc[:, 2 * m_k + 2])"),
     "test-coordinate-table": ("fast kernel: test coordinates numbered in the wrong order "
-                              "(the table built by marking)", "signsim/fast.py",
+                              "(the table built by marking)", SUPPORT,
                               "position[values] = np.arange(values.size)",
                               "position[values] = np.arange(values.size)[::-1]"),
     "support-has-mu": ("data: noise support may include coordinate 1 (E3)", "signsim/data.py",
                        "idx = rng.integers(1, d, size=(count, s))",
                        "idx = rng.integers(0, d - 1, size=(count, s))"),
-    "roles-swapped": ("tracker: attention recorded with the roles swapped", "signsim/tracker.py",
+    "roles-swapped": ("dense reference: attention recorded with the roles swapped",
+                      "signsim/kernels/dense.py",
                       "roles = np.stack([signal_position, 1 - signal_position], axis=1)",
                       "roles = np.stack([1 - signal_position, signal_position], axis=1)"),
     "sigmoid-floor": ("fast kernel: sigmoid arguments raised to -30, where 1 / (1 + e^x) is "
-                      "not yet exactly 1", "signsim/fast.py",
-                      "SIGMOID_FLOOR = -40.0", "SIGMOID_FLOOR = -30.0"),
-    "test-y-fold": ("fast kernel: test matrix rows not multiplied by the test labels",
-                    "signsim/fast.py", "    M.data *= y[:, :H]", "    M.data *= 1 + 0 * y[:, :H]"),
+                      "not yet exactly 1", STEP, "SIGMOID_FLOOR = -40.0", "SIGMOID_FLOOR = -30.0"),
+    "test-y-fold": ("fast kernel: test matrix rows not multiplied by the test labels", TESTSET,
+                    "    M.data *= y[:, :H]", "    M.data *= 1 + 0 * y[:, :H]"),
     "train-metrics-blocks": ("fast kernel: train loss and error of a block of records taken "
-                             "one record late", "signsim/fast.py",
+                             "one record late", RECORDS,
                              "part = margin[..., start:start + rows, :]",
                              "part = np.roll(margin, 1, axis=-2)[..., start:start + rows, :]"),
-    "mean-value-noise-fast": ("fast kernel: recorded mean value noise without the factor 2 of v",
-                              "signsim/fast.py", "vn = common.v0n + 2.0 * Dn",
-                              "vn = common.v0n + 1.0 * Dn"),
+    "mean-value-noise-fast": ("fast kernel: mean value with Delta_+ alone, not Delta_+ - Delta_- "
+                              "(E11)", STEP,
+                              "vn = k.v0n + (P[..., 2 * m_k] - P[..., 2 * m_k + 1])",
+                              "vn = k.v0n + (P[..., 2 * m_k] - 0.0)"),
+    "replica-off-by-one": ("Result.replica(r) takes the history of replica r + 1",
+                           "signsim/tracker.py", "arrays = {k: v[r] for k, v in self._arrays.items()}",
+                           "arrays = {k: v[(r + 1) % len(v)] for k, v in self._arrays.items()}"),
+    "chunks-overlap": ("worker processes: replica chunks that overlap (one replica run twice, "
+                       "the last one dropped)", "signsim/parallel.py",
+                       "return [range(a, b) for a, b in zip(bounds, bounds[1:])]",
+                       "return [range(max(a - 1, 0), b - (b == R)) for a, b in zip(bounds, bounds[1:])]"),
 }
 
 
-def run_mutant(name: str) -> list[str]:
-    what, rel, old, new = MUTANTS[name]
+def run_mutant(name: str | None) -> list[str]:
+    """The tests that fail on a copy of the package with mutant ``name`` (None: unchanged)."""
+    what, rel, old, new = MUTANTS[name] if name else ("", "signsim/__init__.py", "", "")
     with tempfile.TemporaryDirectory(prefix="signsim-mutant-") as tmp:
-        for part in ("signsim", "tests", "setup.cfg"):
+        for part in ("signsim", "tests", "docs", "setup.cfg"):
             src = ROOT / part
             (shutil.copytree if src.is_dir() else shutil.copy)(src, Path(tmp) / part)
         target = Path(tmp) / rel
         text = target.read_text()
-        if text.count(old) != 1:
+        if name and text.count(old) != 1:
             raise SystemExit(f"mutant {name}: the text to change occurs {text.count(old)} "
                              f"times in {rel} (expected once); update MUTANTS")
         target.write_text(text.replace(old, new))
@@ -107,6 +128,9 @@ def run_mutant(name: str) -> list[str]:
 
 
 def main(names: list[str]) -> int:
+    broken = run_mutant(None)  # a copy that fails unchanged would "catch" every mutant
+    if broken:
+        raise SystemExit(f"the unchanged copy fails {broken}: fix that first")
     survived = []
     print("| break | caught by |\n|---|---|")
     for name in names or list(MUTANTS):

@@ -14,6 +14,7 @@ __all__ = ["plot_quantity", "shade_stages", "stage_figure", "optimizer_figure",
            "data_quality_figure", "STAGE_COLORS"]
 
 STAGE_COLORS = ("#e8eef7", "#eaf4e6", "#fbf1dc", "#f6e4e4")  # I, II, III, IV
+_COLORS = ("tab:blue", "tab:purple", "tab:green", "tab:orange", "tab:red", "tab:brown")
 _STAGE_NAMES = ("I", "II", "III", "IV")
 
 
@@ -169,12 +170,20 @@ def stage_figure(result, *, early=2, split_step=None, neuron=0, report=None):
     return fig
 
 
-def optimizer_figure(signgd, adam, *, neuron=0):
-    """Query-noise dynamics of one neuron under SignGD and under Adam side by side, and the
-    training loss of both on a log scale (spec sections 8-9, fig2)."""
+def _label(result) -> str:
+    """How the optimizer of a run calls itself (its declared label, else its name)."""
+    from .optim import from_config
+
+    return from_config(result.config).label or result.config.optimizer
+
+
+def optimizer_figure(first, second, *, neuron=0):
+    """Query-noise dynamics of one neuron under two optimizers side by side (SignGD, then
+    Adam, in fig2), and the training loss of both on a log scale (spec sections 8-9)."""
     plt = _plt()
     fig, axes = plt.subplots(1, 3, figsize=(14, 4.2), constrained_layout=True)
-    for ax, result, name in ((axes[0], signgd, "SignGD"), (axes[1], adam, "Adam")):
+    for ax, result in ((axes[0], first), (axes[1], second)):
+        name = _label(result)
         h, steps = result.history, result.steps
         report = _stages.detect(result)
         split = report.T3 if report.T3 is not None else int(steps[-1])
@@ -193,7 +202,8 @@ def optimizer_figure(signgd, adam, *, neuron=0):
         _symlog_steps(ax, int(steps[-1]))
         shade_stages(ax, report)
     ax = axes[2]
-    for result, name, color in ((signgd, "SignGD", "tab:blue"), (adam, "Adam", "tab:purple")):
+    for result, color in ((first, "tab:blue"), (second, "tab:purple")):
+        name = _label(result)
         ax.semilogy(result.steps, result.history["train_loss"], color=color, label=f"{name} train")
         ax.semilogy(result.test_steps, result.history["test_loss"], color=color, linestyle="--",
                     label=f"{name} test")
@@ -212,10 +222,8 @@ def data_quality_figure(table: dict, *, band=(0, 100)):
     """
     plt = _plt()
     fig, ax = plt.subplots(figsize=(6.2, 4.2), constrained_layout=True)
-    colors = {"signgd": "tab:blue", "adam": "tab:purple", "gd": "tab:green"}
-    for name, (snrs, losses) in table.items():
+    for (name, (snrs, losses)), color in zip(table.items(), _COLORS):
         losses = np.asarray(losses)
-        color = colors.get(name)
         ax.plot(snrs, np.median(losses, axis=1), marker="o", color=color, label=name)
         lo, hi = np.percentile(losses, band, axis=1)
         ax.fill_between(snrs, lo, hi, color=color, alpha=0.2, linewidth=0)

@@ -16,6 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .config import Config
+from .optim import from_config
 from .tracker import TRAIN_NAMES
 
 __all__ = ["time_scales", "snr", "expected_shared_coordinates", "Assumption", "regime",
@@ -70,8 +71,9 @@ def regime(config: Config) -> list[Assumption]:
                    "(<= 1 wanted: attention starts near uniform)"),
         Assumption("stages resolved by the step size", scales["T1"] >= 1.0,
                    f"sigma_0 / (lr sqrt(s m_v)) = {scales['T1']:.3g} steps (>= 1 wanted)"),
-        Assumption("sign-based optimizer", c.optimizer in ("signgd", "adam"),
-                   f"optimizer = {c.optimizer!r}; the four stages are a SignGD (and Adam) result"),
+        Assumption("sign-based optimizer", from_config(c).sign_based,
+                   f"optimizer = {c.optimizer!r}; the four stages are a SignGD (and Adam) "
+                   "result (the optimizer's own declaration, signsim.optim)"),
     ]
 
 

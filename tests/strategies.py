@@ -5,6 +5,7 @@ from hypothesis import strategies as st
 
 from signsim.config import Config
 from signsim.model import Params
+from signsim.optim import available
 
 seeds = st.integers(min_value=0, max_value=2**32 - 1)
 
@@ -37,7 +38,7 @@ def small_configs(draw, optimizer=None, **fixed):
         mu_norm=draw(st.sampled_from([0.5, 1.0, 2.0])),
         m_k=draw(st.integers(1, 4)), m_v=draw(st.integers(1, 4)),
         sigma_0=draw(st.sampled_from([0.01, 0.1, 0.5])),
-        optimizer=optimizer or draw(st.sampled_from(["signgd", "adam", "gd"])),
+        optimizer=optimizer or draw(st.sampled_from(available())),
         lr=draw(st.sampled_from([1e-3, 1e-2, 5e-2])),
         steps=draw(st.integers(0, 6)), n_test=draw(st.integers(1, 8)),
         seed=draw(seeds), signal_position=draw(st.sampled_from(["random", "first"])),

@@ -50,7 +50,7 @@ def slow_quantities(W_Q, W_K, W_V, data):
     return out
 
 
-@pytest.mark.parametrize("optimizer", ["signgd", "adam", "gd"])
+@pytest.mark.parametrize("optimizer", signsim.optim.available())
 def test_recorded_quantities_match_explicit_loops(optimizer):
     r = signsim.run(kernel="dense", optimizer=optimizer, **SMALL)
     for row, params in ((0, r.init_params), (-1, r.params)):
@@ -87,7 +87,7 @@ def test_test_metrics_match_a_direct_evaluation():
     assert r.history["test_error"][-1] == np.mean(margin <= 0)
 
 
-@pytest.mark.parametrize("optimizer", ["signgd", "adam", "gd"])
+@pytest.mark.parametrize("optimizer", signsim.optim.available())
 def test_same_config_and_seed_are_bit_identical_and_seeds_differ(optimizer):
     a = signsim.run(kernel="dense", optimizer=optimizer, **SMALL)
     b = signsim.run(kernel="dense", optimizer=optimizer, **SMALL)

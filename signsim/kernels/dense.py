@@ -50,11 +50,14 @@ class DenseKernel:
         return np.array([loss_]), np.array([error])
 
     def storage(self) -> dict:
-        return {k: v for k, v in shapes(self.config).items() if k in self.names}
+        names = set(self.names)
+        if names & {"test_loss", "test_error"}:  # evaluated together
+            names |= {"test_loss", "test_error"}
+        return {k: v for k, v in shapes(self.config).items() if k in names}
 
     def result(self, init: State, final: State, arrays: dict, steps, test_steps) -> Result:
         return Result(configs=(self.config,), steps=steps, test_steps=test_steps,
-                      history=History({k: v[0] for k, v in arrays.items()}),
+                      history=History({k: v[0] for k, v in arrays.items() if k in self.names}),
                       params=final.params, init_params=init.params, dataset=self.train,
                       test_dataset=self.test, batched=False)
 
