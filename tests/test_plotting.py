@@ -94,3 +94,11 @@ def test_importing_signsim_does_not_import_matplotlib():
     code = "import sys, signsim; signsim.run('fig1', steps=2, n_test=5); print('matplotlib' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("snr", figures.SNRS)
+def test_data_quality_noise_levels_give_the_snrs_they_are_named_for(snr):
+    """sigma_p = 1 / (SNR sqrt(s)) (spec section 9) is the sigma_p whose E5 SNR is SNR."""
+    base = signsim.preset("data_quality")
+    config = base.replace(sigma_p=float(figures._sigma_p(snr, base.s)))
+    assert config.snr == pytest.approx(snr, rel=1e-12)
