@@ -12,12 +12,16 @@ docs/model.md numbers every equation and names the function that implements it.
 
 from .config import PRESETS, Config, preset
 from .data import Dataset, make_data
+from .errors import SignsimFileError
 from .model import Params
 from .result import Result, load
 from .simulate import run
-from . import optim, stages, theory  # noqa: E402  (signsim.optim.register, signsim.stages.detect, ...)
+from .checkpoint import resume
+from .loop import NonFiniteError
+from . import optim, stages, theory  # noqa: E402  (signsim.optim.register, ...)
 
 __version__ = "0.2.0"
 
-__all__ = ["run", "Config", "preset", "PRESETS", "Result", "load", "Dataset", "make_data",
-           "Params", "optim", "stages", "theory", "__version__"]
+__all__ = ["run", "resume", "NonFiniteError", "SignsimFileError", "Config", "preset", "PRESETS",
+           "Result", "load", "Dataset", "make_data", "Params", "optim", "stages", "theory",
+           "__version__"]

@@ -26,7 +26,7 @@ from dataclasses import dataclass, fields
 from typing import Any, Callable, Mapping, NamedTuple, Protocol
 
 __all__ = ["Config", "PRESETS", "preset", "KERNELS", "SIGNAL_POSITIONS", "FIELDS",
-           "field_table", "Constraint", "Int", "Float", "Choice", "Ref"]
+           "field_table", "Constraint", "Int", "Float", "Choice", "Ref", "Share"]
 
 SIGNAL_POSITIONS = ("random", "first")
 KERNELS = ("fast", "dense")
@@ -85,11 +85,43 @@ class Ref(NamedTuple):
     field: str
     offset: int = 0
 
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return (self.field,)
+
     def resolve(self, resolved: Mapping[str, Any]) -> int:
         return resolved[self.field] + self.offset
 
     def __str__(self) -> str:
         return f"{self.field}{self.offset:+d}" if self.offset else self.field
+
+
+class Share(NamedTuple):
+    """A bound given by earlier fields: ``total // per`` (the validated value of the field
+    ``per``) minus the fields ``minus``, plus ``offset``; written ``total_text//per-...``.
+    What is left of a budget ``total`` shared by every unit of ``per``: with
+    ``Share(2**63, "2**63", "d", ("m_k",))``, m_v <= 2**63 // d - m_k is d (m_k + m_v) <= 2**63."""
+
+    total: int
+    total_text: str
+    per: str
+    minus: tuple[str, ...] = ()
+    offset: int = 0
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        return (self.per,) + tuple(self.minus)
+
+    def resolve(self, resolved: Mapping[str, Any]) -> int:
+        return (self.total // resolved[self.per] - sum(resolved[f] for f in self.minus)
+                + self.offset)
+
+    def __str__(self) -> str:
+        text = f"{self.total_text}//{self.per}" + "".join(f"-{f}" for f in self.minus)
+        return text + (f"{self.offset:+d}" if self.offset else "")
+
+
+_BOUNDS = (Ref, Share)  # the kinds of bounds that name earlier fields
 
 
 def _defaults() -> dict:
@@ -98,21 +130,23 @@ def _defaults() -> dict:
 
 
 class Int(NamedTuple):
-    """An int (or NumPy integer; not a bool) in [lo, hi]; ``hi=None`` means no upper bound."""
+    """An int (or NumPy integer; not a bool) in [lo, hi]; ``hi=None`` means no upper bound.
+    ``why``, if given, ends the message of a value above ``hi`` (what the bound protects)."""
 
     lo: int
-    hi: int | Ref | None = None
+    hi: int | Ref | Share | None = None
     hi_text: str | None = None  # how to write an int ``hi``, e.g. "2**63-1"
+    why: str | None = None
 
     def _bounds(self, hi: int | None) -> str:
         if self.hi is None:
             return f">= {self.lo}"
-        if isinstance(self.hi, Ref):
+        if isinstance(self.hi, _BOUNDS):
             return f"in [{self.lo}, {self.hi}] = [{self.lo}, {hi}]"
         return f"in [{self.lo}, {self.hi_text or self.hi}]"
 
     def check(self, name: str, value, resolved: Mapping[str, Any]) -> int:
-        hi = self.hi.resolve(resolved) if isinstance(self.hi, Ref) else self.hi
+        hi = self.hi.resolve(resolved) if isinstance(self.hi, _BOUNDS) else self.hi
         if isinstance(value, bool) or not isinstance(value, numbers.Integral):
             raise TypeError(
                 f"The {name!r} parameter must be an int {self._bounds(hi)}. "
@@ -120,8 +154,9 @@ class Int(NamedTuple):
             )
         value = int(value)
         if value < self.lo or (hi is not None and value > hi):
+            why = f" {self.why}" if self.why and value > hi else ""
             raise ValueError(f"The {name!r} parameter must be an int {self._bounds(hi)}. "
-                             f"Got {value} instead.")
+                             f"Got {value} instead.{why}")
         return value
 
     def describe(self) -> str:
@@ -130,7 +165,8 @@ class Int(NamedTuple):
         return f"int in [{self.lo}, {self.hi_text or self.hi}]"
 
     def invalid_examples(self, resolved: Mapping[str, Any] | None = None) -> list:
-        hi = self.hi.resolve(resolved or _defaults()) if isinstance(self.hi, Ref) else self.hi
+        hi = (self.hi.resolve(resolved or _defaults()) if isinstance(self.hi, _BOUNDS)
+              else self.hi)
         out = [(self.lo - 1, ValueError)] + ([(hi + 1, ValueError)] if hi is not None else [])
         return out + [(float(self.lo), TypeError), (str(self.lo), TypeError),
                       (True, TypeError), (None, TypeError)]
@@ -219,17 +255,35 @@ class FieldSpec(NamedTuple):
     meaning: str  # docs/usage.md's "meaning (spec equation)" column
 
 
-# Ordered like the dataclass: a field may refer (Ref) to the fields above it.
+# Why the integer bounds. The init counter of coordinate k, row r is k (2 m_k + 2 m_v) + r in
+# uint64 (signsim.rng): d (2 m_k + 2 m_v) <= 2**64 keeps the counters of distinct weights
+# distinct (beyond, coordinates k and k + 2**64 / (2 m_k + 2 m_v) would get the same
+# weights), i.e. d (m_k + m_v) <= 2**63: d <= 2**62 (m_k, m_v >= 1), m_k <= 2**63//d - 1,
+# m_v <= 2**63//d - m_k. It also keeps d - 1 an int64 coordinate (data._sample_supports).
+# n, n_test and s only size arrays (an index such as i s + a is below n s, the size of an
+# allocated array), so they need no bound here: signsim.budget refuses the memory first.
+# steps: the loop takes ~0.2 ms a step (1 ms for 100 replicas, docs/performance.md), so
+# 10**9 steps is days and 10**12 years; 10**9 is also far inside what keeps the schedules
+# int64 (steps + 1 < 2**63) and SignGD's per-sample running sums exact integers (< 2**53).
+_COUNTER = ("(The init counter d (2 m_k + 2 m_v) must not exceed 2**64: the fields d, m_k "
+            "and m_v bound each other, see signsim.rng.)")
+_STEPS = ("(At ~0.2 ms a step, 10**9 steps take days: lower 'steps'; a longer run "
+          "would not finish.)")
+
+# Ordered like the dataclass: a field may refer (Ref, Share) to the fields above it.
 FIELDS: dict[str, FieldSpec] = {
     "n": FieldSpec(Int(1), "training samples"),
-    "d": FieldSpec(Int(2), "dimension; the fast kernel's cost does not depend on it"),
+    "d": FieldSpec(Int(2, 2**62, "2**62", _COUNTER),
+                   "dimension; the fast kernel's cost does not depend on it"),
     "s": FieldSpec(Int(1, Ref("d", -1)), "noise support size (E3)"),
     "sigma_p": FieldSpec(Float(0.0, lo_open=True), "noise standard deviation on the support (E3)"),
     "mu_norm": FieldSpec(Float(0.0, lo_open=False), "signal strength, mu = mu_norm e_1 (E1)"),
     "n_test": FieldSpec(Int(1), "test samples (own random stream)"),
     "signal_position": FieldSpec(Choice(SIGNAL_POSITIONS), "which token is the signal (E4)"),
-    "m_k": FieldSpec(Int(1), "query/key neurons (E8, E9)"),
-    "m_v": FieldSpec(Int(1), "value neurons per head (E6)"),
+    "m_k": FieldSpec(Int(1, Share(2**63, "2**63", "d", offset=-1), why=_COUNTER),
+                     "query/key neurons (E8, E9)"),
+    "m_v": FieldSpec(Int(1, Share(2**63, "2**63", "d", ("m_k",)), why=_COUNTER),
+                     "value neurons per head (E6)"),
     "sigma_0": FieldSpec(Float(0.0, lo_open=False), "init standard deviation (E13)"),
     "optimizer": FieldSpec(
         Choice(_optimizers, "a registered optimizer name (`signsim.optim.available()`)"),
@@ -239,7 +293,7 @@ FIELDS: dict[str, FieldSpec] = {
     "beta2": FieldSpec(Float(0.0, lo_open=False, hi=1.0), "Adam second-moment decay (E21)"),
     "eps": FieldSpec(Float(0.0, lo_open=False),
                      "Adam epsilon, added after the square root; 0 allowed (E21)"),
-    "steps": FieldSpec(Int(0), "full-batch updates"),
+    "steps": FieldSpec(Int(0, 10**9, "10**9", _STEPS), "full-batch updates"),
     "seed": FieldSpec(Int(0, 2**63 - 1, "2**63-1"),
                       "seeds training data, test data and init (independent streams)"),
     "record_every": FieldSpec(Int(1),

@@ -5,21 +5,26 @@ contiguous chunks, each chunk run as a smaller batch in a worker process
 A replica does not depend on which other replicas share its batch (``tests/test_fast.py``
 checks it bit for bit), so the joined Result equals the batch run in one process.
 
-Workers start with the ``forkserver`` method where the platform has it (Linux, macOS), else
-``spawn``: never a plain fork, which is unsafe in a process with threads (a notebook). Both
-import the calling script's ``__main__`` module in the workers, so a script that calls
-``run(..., workers=2)`` at its top level must guard it with ``if __name__ == "__main__":``
-(Python's own rule for ``multiprocessing``).
+How workers start: by ``fork`` on Linux when the calling process has a single thread (a
+script, the CLI, pytest; ``ProcessPoolExecutor`` starts every worker of a fork context
+before its own manager thread, so no thread exists at any fork). Elsewhere, and in a
+process with threads (a notebook kernel), where a fork can deadlock, by ``forkserver``
+(Linux, macOS), else ``spawn``. Those two import the calling script's ``__main__`` in the
+workers, so a script with threads of its own that calls ``run(..., workers=2)`` at its top
+level must guard it with ``if __name__ == "__main__":`` (Python's rule for
+``multiprocessing``); a notebook needs nothing.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import sys
+import threading
 from concurrent.futures import ProcessPoolExecutor
 
 from .result import Result
 
-__all__ = ["chunks", "run_in_processes", "executor"]
+__all__ = ["chunks", "run_in_processes", "executor", "start_method"]
 
 
 def chunks(R: int, parts: int) -> list[range]:
@@ -29,10 +34,20 @@ def chunks(R: int, parts: int) -> list[range]:
     return [range(a, b) for a, b in zip(bounds, bounds[1:])]
 
 
-def executor(workers: int) -> ProcessPoolExecutor:
-    """A pool of ``workers`` processes started by forkserver (preloading signsim), or spawn."""
+def start_method() -> str:
+    """How ``executor`` starts its workers (module docstring)."""
     methods = multiprocessing.get_all_start_methods()
-    if "forkserver" in methods:
+    if sys.platform.startswith("linux") and threading.active_count() == 1:
+        return "fork"
+    return "forkserver" if "forkserver" in methods else "spawn"
+
+
+def executor(workers: int) -> ProcessPoolExecutor:
+    """A pool of ``workers`` processes (``start_method``; a forkserver preloads signsim)."""
+    method = start_method()
+    if method == "fork":
+        context = multiprocessing.get_context("fork")
+    elif method == "forkserver":
         context = multiprocessing.get_context("forkserver")
         context.set_forkserver_preload(["signsim"])
     else:

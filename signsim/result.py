@@ -1,26 +1,24 @@
 """The Result of a run or of a batch of replicas, its labelled views, and its exact round
-trip through one .npz file (no pickle)."""
+trip through one .npz file (no pickle): ``Result.save`` writes it atomically, ``load``
+reads it back after ``signsim.files`` has checked every member."""
 
 from __future__ import annotations
 
-import json
+import contextlib
 import os
-import tempfile
+import re
+import secrets
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .config import Config
-from .data import Dataset
-from .model import Params
+from .files import arrays_of, read
 from .tracker import COORDS, DIMS, TEST_NAMES, History, dims_of
 
 __all__ = ["Result", "load"]
-
-_FORMAT = "signsim-result-2"
-_FORMAT_1 = "signsim-result-1"  # before the per-replica configs: still read
-_DATA_FIELDS = ("y", "signal_position", "noise_index", "noise_value")
 
 
 @dataclass(frozen=True, eq=False)
@@ -151,31 +149,46 @@ class Result:
     # ------------------------------------------------------------ files
 
     def save(self, path, *, overwrite: bool = False) -> Path:
-        """Write the whole result to ``path`` (.npz added if missing); never overwrites an
-        existing file unless ``overwrite=True``. Returns the path written."""
+        """Write the whole result to one .npz file, atomically (``signsim.files`` lists
+        its members; no pickle).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file; ``.npz`` is added if missing. Its folder is created if needed.
+        overwrite : bool
+            Replace an existing file; without it an existing file is never touched.
+
+        Returns
+        -------
+        Path
+            The path written.
+
+        Raises
+        ------
+        FileExistsError
+            If the file exists and ``overwrite`` is False.
+
+        Notes
+        -----
+        The arrays go to a temporary file beside the target,
+        ``.signsim-NAME.HOST.PID.TOKEN.tmp``, which is flushed to disk and then given the
+        final name in one step: the file under the final name is always complete. Without
+        ``overwrite`` that step is a hard link, which fails if a file of that name appeared
+        meanwhile (where the file system has no hard links: a check, then a rename). The
+        file gets the permissions of an ordinary new file (0666 less the umask). On any
+        exception, Ctrl-C included, the temporary file is removed; one left by a killed
+        writer (SIGKILL, power loss) never has the final name, so it is harmless, and the
+        next save of the same target on the same host removes it once process PID is no
+        longer alive.
+        """
         path = Path(path)
         if path.suffix != ".npz":
             path = path.with_name(path.name + ".npz")
         if path.exists() and not overwrite:
             raise FileExistsError(f"{path} exists; pass overwrite=True to replace it.")
-        arrays = {"format": np.array(_FORMAT), "steps": self.steps, "test_steps": self.test_steps,
-                  "configs": np.array(json.dumps([c.to_dict() for c in self.configs])),
-                  "batched": np.array(self.batched), "vary": np.array(json.dumps(self.vary))}
-        for name, value in self.history.items():
-            arrays[f"history.{name}"] = value
-        for prefix, params in (("params", self.params), ("init_params", self.init_params)):
-            arrays.update({f"{prefix}.{k}": v for k, v in _params_to_arrays(params).items()})
-        for prefix, data in (("dataset", self.dataset), ("test_dataset", self.test_dataset)):
-            arrays.update({f"{prefix}.{k}": v for k, v in _data_to_arrays(data).items()})
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".signsim-", suffix=".npz")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                np.savez(fh, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        _write_atomic(path, arrays_of(self), overwrite)
         return path
 
 
@@ -187,69 +200,104 @@ def _optional(module: str):
                           "python -m pip install 'signsim[labels]'") from None
 
 
-def _params_to_arrays(params) -> dict:
-    if isinstance(params, Params):
-        return {"kind": np.array("dense"), **params._asdict()}
-    return {"kind": np.array("sparse"), **params.to_arrays()}
-
-
-def _params_from_arrays(a: dict):
-    if str(a.pop("kind")) == "dense":
-        return Params(**a)
-    from .sparse import SparseParams
-
-    return SparseParams.from_arrays(a)
-
-
-def _data_to_arrays(data) -> dict:
-    items = data if isinstance(data, list) else [data]
-    out = {"replicas": np.array(len(items) if isinstance(data, list) else -1),
-           "d": np.array(items[0].d), "mu_norm": np.array(items[0].mu_norm)}
-    for k in _DATA_FIELDS:
-        out[k] = np.stack([getattr(x, k) for x in items])
-    return out
-
-
-def _data_from_arrays(a: dict):
-    replicas = int(a["replicas"])
-    items = [Dataset(**{k: a[k][r] for k in _DATA_FIELDS}, d=int(a["d"]),
-                     mu_norm=float(a["mu_norm"])) for r in range(max(replicas, 1))]
-    return items if replicas >= 0 else items[0]
-
-
-def _group(arrays: dict, prefix: str) -> dict:
-    return {k[len(prefix) + 1:]: v for k, v in arrays.items() if k.startswith(prefix + ".")}
-
-
 def load(path) -> Result:
-    """Read a Result written by ``Result.save`` (arrays only; pickle is never allowed)."""
-    with np.load(path, allow_pickle=False) as f:
-        arrays = {k: f[k] for k in f.files}
-    kind = str(arrays.get("format"))
-    if kind not in (_FORMAT, _FORMAT_1):
-        raise ValueError(f"{path} is not a signsim result (format {_FORMAT!r} expected).")
-    configs, batched, vary = _configs_1(arrays) if kind == _FORMAT_1 else (
-        tuple(Config.from_dict(c) for c in json.loads(str(arrays["configs"]))),
-        bool(arrays["batched"]), tuple(json.loads(str(arrays["vary"]))))
-    return Result(
-        configs=configs,
-        steps=arrays["steps"], test_steps=arrays["test_steps"],
-        history=History(_group(arrays, "history"), batched=batched),
-        params=_params_from_arrays(_group(arrays, "params")),
-        init_params=_params_from_arrays(_group(arrays, "init_params")),
-        dataset=_data_from_arrays(_group(arrays, "dataset")),
-        test_dataset=_data_from_arrays(_group(arrays, "test_dataset")),
-        batched=batched, vary=vary,
-    )
+    """Read a Result written by ``Result.save``, every member checked before it is trusted.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by ``Result.save`` (files of the first format,
+        ``"signsim-result-1"``, are read too).
+
+    Returns
+    -------
+    Result
+
+    Raises
+    ------
+    SignsimFileError
+        A ValueError naming the file and its problem, whatever is wrong with its content:
+        not a zip archive, truncated or damaged, not a signsim result, a member missing or
+        unknown, of the wrong dtype or of a shape the stored configs do not imply (a
+        header's claimed size is checked before any array is read), a config that lacks
+        fields, is invalid or contradicts the arrays, or a pickled object.
+    FileNotFoundError
+        If there is no file at ``path``; other errors of opening it (a folder, no
+        permission) are likewise the OSError ``open`` raises.
+    """
+    return Result(**read(path))
 
 
-def _configs_1(arrays: dict) -> tuple:
-    """(configs, batched, vary) of a file of the first format (one config, the seeds and
-    the varied values apart)."""
-    config = Config.from_json(str(arrays["config"]))
-    if "seeds" not in arrays:
-        return (config,), False, ()
-    varied = _group(arrays, "varied")
-    configs = tuple(config.replace(seed=int(seed), **{k: v[r].item() for k, v in varied.items()})
-                    for r, seed in enumerate(arrays["seeds"]))
-    return configs, True, tuple(varied)
+def _write_atomic(path: Path, arrays: dict, overwrite: bool) -> None:
+    """Write ``arrays`` to a temporary file beside ``path``, then give it the final name."""
+    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
+    _remove_stale_temps(path, host)
+    tmp = path.with_name(f".signsim-{path.name}.{host}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, allow_pickle=False, **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _link_new(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    if os.name == "posix":  # the new name itself to disk, too
+        with contextlib.suppress(OSError):
+            fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
+
+def _link_new(tmp: Path, path: Path) -> None:
+    """Give ``tmp`` the name ``path`` unless ``path`` exists, atomically where the file
+    system has hard links (a file created meanwhile by another writer is never replaced)."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it.") from None
+    except OSError:  # no hard links on this file system: check, then rename
+        if path.exists():
+            raise FileExistsError(f"{path} exists; pass overwrite=True to replace it.") from None
+        os.replace(tmp, path)
+        return
+    with contextlib.suppress(OSError):
+        os.unlink(tmp)
+
+
+def _remove_stale_temps(path: Path, host: str) -> None:
+    """Remove the temporary files of ``path`` left on this host by writers no longer alive
+    (not on Windows, where there is no harmless way to probe a pid)."""
+    if os.name == "nt":
+        return
+    prefix = f".signsim-{path.name}.{host}."
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return
+    for name in names:
+        parts = name[len(prefix):].split(".") if name.startswith(prefix) else []
+        if (len(parts) == 3 and parts[2] == "tmp" and parts[0].isascii() and parts[0].isdigit()
+                and not _alive(int(parts[0]))):
+            with contextlib.suppress(OSError):
+                os.unlink(path.parent / name)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` may be alive (True when unsure)."""
+    if pid <= 0 or pid == os.getpid():
+        return pid > 0
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: alive, another user's
+        return True
+    return True

@@ -4,13 +4,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 import numbers
 from collections.abc import Mapping
 
+from . import budget
+from .checkpoint import Checkpointer, finish
 from .config import Config, preset
 from .kernels import make_kernel
-from .loop import Hooks, drive
+from .loop import Hooks, NonFiniteError, drive
 from .result import Result
 from .tracker import select
 
@@ -35,7 +36,7 @@ def resolve_config(config=None, **overrides) -> Config:
 
 
 def run(config=None, *, seeds=None, vary=None, record=None, progress=None, workers=None,
-        **overrides) -> Result:
+        checkpoint=None, checkpoint_every=None, **overrides) -> Result:
     """Train the two-layer transformer of the spec and record its dynamics.
 
     Parameters
@@ -61,6 +62,13 @@ def run(config=None, *, seeds=None, vary=None, record=None, progress=None, worke
     workers : int, optional
         Worker processes for a batch: its replicas are split among them (``parallel``).
         The default, 1, runs everything in the calling thread. Results do not depend on it.
+    checkpoint : str or Path, optional
+        A .npz file to write the run's State and records to, atomically, every
+        ``checkpoint_every`` steps, at the end, and when Ctrl-C stops the run;
+        ``signsim.resume(checkpoint)`` continues it, bit for bit (``signsim.checkpoint``).
+    checkpoint_every : int, optional
+        Steps between two checkpoints; None (the default) writes one only when Ctrl-C
+        stops the run.
     **overrides
         Config fields to replace, e.g. ``lr=2e-4, optimizer="adam"``.
 
@@ -75,29 +83,43 @@ def run(config=None, *, seeds=None, vary=None, record=None, progress=None, worke
     base = resolve_config(config, **overrides)
     names = select(record)
     workers = _checked_workers(workers)
-    if seeds is None and vary is None:
-        if workers != 1:
-            raise ValueError("The 'workers' parameter splits the replicas of a batch; a "
-                             f"single run has one. Got workers={workers} without seeds/vary.")
-        return run_batch([base], names, progress=progress, single=True)
-    configs = replica_configs(base, seeds, vary)
+    single = seeds is None and vary is None
+    if single and workers != 1:
+        raise ValueError("The 'workers' parameter splits the replicas of a batch; a single "
+                         f"run has one. Got workers={workers} without seeds/vary.")
+    configs = [base] if single else replica_configs(base, seeds, vary)
+    vary = tuple(vary or ())
+    if checkpoint is None and checkpoint_every is not None:
+        raise ValueError("The 'checkpoint_every' parameter needs a 'checkpoint' file. "
+                         f"Got checkpoint_every={checkpoint_every!r} without one.")
     if workers == 1:
-        return run_batch(configs, names, progress=progress, vary=tuple(vary or ()))
+        hook = None if checkpoint is None else Checkpointer(checkpoint, checkpoint_every,
+                                                            configs, names, vary, single)
+        return run_batch(configs, names, progress=progress, vary=vary, single=single,
+                         checkpoint=hook)
+    if checkpoint is not None:
+        raise ValueError("The 'checkpoint' parameter needs workers=1: a batch split across "
+                         f"processes is not checkpointed. Got workers={workers}.")
     from .parallel import run_in_processes
 
-    return run_in_processes(configs, names, workers, progress=progress, vary=tuple(vary or ()))
+    budget.check(configs, names, workers=workers)
+    return run_in_processes(configs, names, workers, progress=progress, vary=vary)
 
 
 def run_batch(configs: list, names: tuple, *, progress=None, vary=(), single=False,
-              layout=None) -> Result:
+              layout=None, checkpoint=None) -> Result:
     """The replicas ``configs`` (a list of Configs that share everything but ``VARIABLE``
     and the seed) in one kernel and one loop, in the calling thread. ``single`` returns
-    the one replica as a single-run Result; ``layout`` forces the fast kernel's layout."""
+    the one replica as a single-run Result; ``layout`` forces the fast kernel's layout;
+    ``checkpoint`` is the loop's checkpoint hook."""
+    budget.check(configs, names)  # before anything is allocated
     kernel = make_kernel(configs, names, layout=layout)
-    result = drive(kernel, configs[0], Hooks(progress=progress))
-    if single:
-        return result.replica(0) if result.batched else result
-    return dataclasses.replace(result, vary=vary)
+    try:
+        result = drive(kernel, configs[0], Hooks(progress=progress, checkpoint=checkpoint))
+    except NonFiniteError as error:
+        error.result = finish(error.result, single, vary)
+        raise
+    return finish(result, single, vary)
 
 
 def replica_configs(config: Config, seeds, vary) -> list[Config]:

@@ -122,6 +122,60 @@ class Recorder:
         """name -> ndarray of shape (R, T, ...) (views of the storage)."""
         return {k: np.swapaxes(v, 0, 1) for k, v in self._store.items()}
 
+    def rows_of_steps(self) -> tuple[dict, dict]:
+        """step -> record row, and step -> test row, of what is stored."""
+        train = {int(t): k for k, t in enumerate(self.steps)} if self._train else {}
+        test = ({int(t): k for k, t in enumerate(self.test_steps)}
+                if "test_loss" in self._store else {})
+        return train, test
+
+    def first_nonfinite(self, after: int, upto: int, skip=()):
+        """(step, name) of the first record at a step in (after, upto] (or [0, upto] when
+        ``after`` is 0) holding a NaN or inf, else None; names in ``skip`` are not read
+        (a kernel fills them after the loop)."""
+        found = []
+        for name, store in self._store.items():
+            if name in skip:
+                continue
+            steps = self.test_steps if name in TEST_NAMES else self.steps
+            lo = 0 if after == 0 else int(np.searchsorted(steps, after, side="right"))
+            hi = int(np.searchsorted(steps, upto, side="right"))
+            if hi <= lo:
+                continue
+            ok = np.isfinite(store[lo:hi].reshape(hi - lo, -1)).all(axis=1)
+            if not ok.all():
+                found.append((int(steps[lo + np.argmin(ok)]), name))
+        order = list(self._store)
+        return min(found, key=lambda x: (x[0], order.index(x[1]))) if found else None
+
+    def until(self, step: int) -> "Recorder":
+        """The records of the steps up to ``step`` (views)."""
+        part = Recorder.__new__(Recorder)
+        part.steps, part.test_steps = self.steps[self.steps <= step], self.test_steps[
+            self.test_steps <= step]
+        part._store = {k: v[:len(part.test_steps if k in TEST_NAMES else part.steps)]
+                       for k, v in self._store.items()}
+        part._train = self._train
+        return part
+
+    def before(self, step: int) -> dict:
+        """name -> the stored rows of the steps before ``step`` (T', R, ...), for a
+        checkpoint."""
+        return {k: v[:int(np.searchsorted(self.test_steps if k in TEST_NAMES else self.steps,
+                                          step))] for k, v in self._store.items()}
+
+    def restore(self, rows: dict, step: int) -> None:
+        """Write rows saved by ``before(step)`` back (a resumed run); refuse rows that do
+        not fit (ValueError)."""
+        want = self.before(step)
+        if set(rows) != set(want):
+            raise ValueError(f"records {sorted(rows)} where {sorted(want)} are stored")
+        for name, values in rows.items():
+            if values.shape != want[name].shape or values.dtype != want[name].dtype:
+                raise ValueError(f"records of {name!r} are {values.dtype} {values.shape}, "
+                                 f"{want[name].dtype} {want[name].shape} expected")
+            self._store[name][:len(values)] = values
+
 
 class Derived(NamedTuple):
     """A history entry built on first access as ``fn(*args)``; every arg has a leading

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import signsim
 from signsim.config import FIELDS, Config, Ref, field_table, preset
@@ -167,3 +169,88 @@ def test_presets_follow_spec_section_9():
 def test_run_rejects_a_config_of_the_wrong_type():
     with pytest.raises(TypeError, match="'config'"):
         signsim.run(42)
+
+
+def test_share_bounds_point_to_earlier_fields():
+    from signsim.config import Share
+
+    names = list(FIELDS)
+    shares = [(i, b) for i, spec in enumerate(FIELDS.values()) for b in spec.constraint
+              if isinstance(b, Share)]
+    assert shares
+    for i, bound in shares:
+        assert set(bound.fields) <= set(names[:i])
+
+
+COUNTER_LIMIT = 2**64  # the init counter k (2 m_k + 2 m_v) + row is a uint64 (signsim.rng)
+
+
+@pytest.mark.parametrize("d,m_k,m_v", [(2**62, 1, 1), (10**17, 10, 82), (10**17, 91, 1),
+                                       (2**61, 1, 3), (2**61, 2, 2),
+                                       (3, 2**61, 2**63 // 3 - 2**61)])
+def test_the_largest_init_counter_that_fits_is_accepted(d, m_k, m_v):
+    """d (2 m_k + 2 m_v) <= 2**64, and one more value neuron or query/key neuron exceeds it."""
+    assert d * (2 * m_k + 2 * m_v) <= COUNTER_LIMIT < d * (2 * m_k + 2 * m_v + 2)
+    c = Config(d=d, m_k=m_k, m_v=m_v, s=1)
+    # the largest counter, of coordinate d - 1 and the last row, is still a uint64
+    assert (c.d - 1) * (2 * c.m_k + 2 * c.m_v) + 2 * c.m_k + 2 * c.m_v - 1 < 2**64
+
+
+@pytest.mark.parametrize("d,m_k,m_v,field", [(2**62 + 1, 1, 1, "d"), (2**62, 1, 2, "m_v"),
+                                             (2**62, 2, 1, "m_k"), (10**17, 10, 83, "m_v"),
+                                             (10**17, 92, 1, "m_k"), (2**61 + 1, 1, 3, "m_v")])
+def test_one_past_the_init_counter_limit_is_refused_naming_the_fields(d, m_k, m_v, field):
+    assert d * (2 * m_k + 2 * m_v) > COUNTER_LIMIT
+    with pytest.raises(ValueError) as info:
+        Config(d=d, m_k=m_k, m_v=m_v, s=1)
+    message = str(info.value)
+    assert message.startswith(f"The {field!r} parameter must be an int in [")
+    assert f"Got {locals()[field]} instead." in message
+    assert "d (2 m_k + 2 m_v) must not exceed 2**64" in message
+    assert all(f in message for f in ("d", "m_k", "m_v"))
+
+
+def test_init_counter_bound_messages():
+    with pytest.raises(ValueError, match=r"^The 'm_v' parameter must be an int in "
+                                         r"\[1, 2\*\*63//d-m_k\] = \[1, 82\]\. Got 83 instead\. "
+                                         r"\(The init counter d \(2 m_k \+ 2 m_v\) must not "
+                                         r"exceed 2\*\*64: the fields d, m_k and m_v bound "
+                                         r"each other, see signsim\.rng\.\)$"):
+        Config(d=10**17, m_v=83)
+    with pytest.raises(ValueError, match=r"^The 'd' parameter must be an int in \[2, 2\*\*62\]\. "
+                                         r"Got 4611686018427387905 instead\. \(The init"):
+        Config(d=2**62 + 1)
+    with pytest.raises(ValueError, match=r"^The 'm_k' parameter must be an int in "
+                                         r"\[1, 2\*\*63//d-1\] = \[1, 91\]\. Got 92 instead\."):
+        Config(d=10**17, m_k=92, m_v=1)
+    with pytest.raises(ValueError, match=r"^The 'd' parameter must be an int in \[2, 2\*\*62\]\. "
+                                         r"Got 1 instead\.$"):  # no reason below the bound
+        Config(d=1)
+    text = {name: FIELDS[name].constraint.describe() for name in ("d", "m_k", "m_v", "steps")}
+    assert text == {"d": "int in [2, 2**62]", "m_k": "int in [1, 2**63//d-1]",
+                    "m_v": "int in [1, 2**63//d-m_k]", "steps": "int in [0, 10**9]"}
+
+
+@given(st.integers(2, 2**62 + 1), st.integers(-1, 1), st.floats(0.0, 1.0))
+def test_init_counter_bound_is_exactly_no_wrap(d, delta, split):
+    """Config accepts (d, m_k, m_v) exactly when d (2 m_k + 2 m_v) <= 2**64, at the edge:
+    m_k + m_v = 2**63 // d + delta, split between m_k and m_v."""
+    total = max(2, 2**63 // d + delta)
+    m_k = min(total - 1, max(1, int(split * total)))
+    m_v = total - m_k
+    fits = d * (2 * m_k + 2 * m_v) <= COUNTER_LIMIT
+    try:
+        Config(d=d, m_k=m_k, m_v=m_v, s=1)
+        accepted = True
+    except ValueError as e:
+        accepted = False
+        assert "2**64" in str(e)
+    assert accepted == fits
+
+
+def test_steps_are_bounded_with_the_reason():
+    assert Config(steps=10**9, record_every=10**9, test_every=10**9).steps == 10**9
+    with pytest.raises(ValueError, match=r"^The 'steps' parameter must be an int in "
+                                         r"\[0, 10\*\*9\]\. Got 1000000000000 instead\. "
+                                         r"\(At ~0\.2 ms a step, 10\*\*9 steps take days"):
+        Config(steps=10**12, record_every=10**11, test_every=10**11)

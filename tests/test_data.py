@@ -112,3 +112,82 @@ def test_value_block_is_an_orthogonal_map_whose_mean_value_is_one_normal(m_v):
     se = 0.25 * np.sqrt(2 / rows.shape[1])  # of a variance; covariances have 0.25/sqrt(N)
     assert np.abs(np.diag(cov) - 0.25).max() < 5 * se
     assert np.abs(cov - np.diag(np.diag(cov))).max() < 5 * 0.25 / np.sqrt(rows.shape[1])
+
+
+def _chi_square_p(counts: np.ndarray) -> float:
+    """p-value of equal cell probabilities for these counts (Pearson's chi-square)."""
+    from scipy.stats import chi2
+
+    expected = counts.sum() / counts.size
+    return float(chi2.sf(((counts - expected) ** 2 / expected).sum(), counts.size - 1))
+
+
+def _subset_counts(idx: np.ndarray, pop: int, k: int, offset: int) -> np.ndarray:
+    """How often each k-subset of {offset, ..., offset + pop - 1} is a row of ``idx``."""
+    from itertools import combinations
+
+    cells = {c: j for j, c in enumerate(combinations(range(offset, offset + pop), k))}
+    rows = np.sort(idx, axis=1)
+    assert set(map(tuple, rows.tolist())) <= set(cells)
+    return np.bincount([cells[tuple(r)] for r in rows.tolist()], minlength=len(cells))
+
+
+@pytest.mark.parametrize("pop,k,m", [(6, 3, None), (6, 2, None), (6, 1, None), (6, 4, None),
+                                     (6, 3, 4), (7, 3, 3)])
+def test_first_distinct_draws_are_uniform_subsets(pop, k, m):
+    """E3 for the dense regime's sampler: every k-subset of {0..pop-1} equally likely (exact
+    enumeration of the C(pop, k) cells, chi-square, seeded: p > 1e-3), also when a short
+    block ``m`` makes most rows be drawn again (the conditioning keeps the law uniform)."""
+    from signsim.data import _distinct
+
+    idx = _distinct(np.random.default_rng(2024), 20_000, pop, k, m=m)
+    assert idx.shape == (20_000, k) and idx.min() >= 0 and idx.max() < pop
+    assert (np.diff(np.sort(idx, axis=1), axis=1) > 0).all()  # distinct
+    assert _chi_square_p(_subset_counts(idx, pop, k, 0)) > 1e-3
+
+
+@pytest.mark.parametrize("d,s", [(7, 3), (7, 4), (7, 2), (5, 4), (6, 5)])
+def test_every_support_subset_is_equally_likely(d, s):
+    """E3 on tiny d, whatever branch draws it: all C(d-1, s) supports equally likely
+    (exact enumeration, chi-square, seeded: p > 1e-3); sorted, distinct, in [1, d)."""
+    idx = _sample_supports(np.random.default_rng(7), 20_000, d, s)
+    assert idx.min() >= 1 and idx.max() <= d - 1 and (np.diff(idx, axis=1) > 0).all()
+    counts = _subset_counts(idx, d - 1, s, 1)
+    if counts.size > 1:
+        assert _chi_square_p(counts) > 1e-3
+
+
+@pytest.mark.parametrize("d,s", [(81, 9), (161, 20), (2_001, 100), (10**8, 10_000),
+                                 (10**8 + 1, 10_000)])
+def test_dense_regime_supports_are_sorted_distinct_and_uniform(d, s):
+    """sqrt(d-1) < s <= (d-1)/8 (the first-distinct sampler; (10^8 + 1, 10^4) is the first
+    s^2 <= d-1 case, the sparse sampler): sorted, distinct, in [1, d); on the small d every
+    coordinate and every pair of coordinates is as frequent as uniform subsets make it
+    (chi-square, seeded: p > 1e-3)."""
+    count = 30 if d > 10**6 else 20_000
+    idx = _sample_supports(np.random.default_rng(99), count, d, s)
+    assert idx.shape == (count, s) and idx.dtype == np.int64
+    assert idx.min() >= 1 and idx.max() <= d - 1 and (np.diff(idx, axis=1) > 0).all()
+    if d > 10**6:
+        return
+    assert _chi_square_p(np.bincount(idx.ravel(), minlength=d)[1:]) > 1e-3
+    if d < 200:  # pairs: C(s, 2) per row over C(d-1, 2) cells
+        i, j = np.triu_indices(s, 1)
+        pair = (idx[:, i] - 1) * (d - 1) + (idx[:, j] - 1)
+        a, b = np.triu_indices(d - 1, 1)
+        counts = np.bincount(pair.ravel(), minlength=(d - 1) ** 2)[a * (d - 1) + b]
+        assert _chi_square_p(counts) > 1e-3
+
+
+def test_sparse_regime_draws_are_unchanged():
+    """s^2 <= d - 1 keeps the draws every documented number was computed with (pinned)."""
+    train, test = make_data(Config())
+    assert train.noise_index[0].tolist() == [8, 2002, 2017, 2086, 2220, 3623, 3873, 4706, 4749,
+                                             6274, 6446, 6447, 6520, 7474, 7631, 8721, 8759,
+                                             9576, 9641, 9830]
+    assert (int(train.noise_index.sum()), int(test.noise_index.sum())) == (2045150, 99289034)
+    for d, s, total, first in [(50, 7, 6839, [9, 10, 17, 20, 28]),
+                               (10**8, 9999, 19983041665122, [17442, 32028, 39624, 77911, 78067]),
+                               (2, 1, 40, [1]), (5, 2, 198, [1, 4])]:
+        idx = _sample_supports(np.random.default_rng(3), 40, d, s)
+        assert (int(idx.sum()), idx[0, :len(first)].tolist()) == (total, first)

@@ -4,10 +4,14 @@ A kernel is built for a batch of replicas (one Config each; the dense reference 
 and the names to record, and provides::
 
     state = kernel.init()                 # State at step 0: W^(0)
+    state = kernel.restore(t, params, opt_state)   # the State of a checkpoint
     state = kernel.step(state)            # one optimizer step: W^(t) -> W^(t+1)
     kernel.observe(state, out)            # records at state.step into `out` (views, (R, ...))
     loss, error = kernel.test_metrics(state)   # (R,) each, at state.step
     kernel.storage()                      # name -> record shape of what observe writes
+    kernel.deferred                       # stored names filled by result(), not the loop
+    kernel.quantities_of(stored)          # the recorded names a stored name holds
+    kernel.replicas                       # R
     kernel.result(init, final, arrays, steps, test_steps) -> Result
 
 ``State`` is immutable: ``step`` (t), the kernel's ``params`` and the optimizer's

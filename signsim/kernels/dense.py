@@ -20,6 +20,8 @@ __all__ = ["DenseKernel", "reference_quantities", "attention_by_role", "dense_te
 class DenseKernel:
     """The kernel interface of ``signsim.kernels`` for one Config (a batch of one)."""
 
+    deferred = ()  # every stored name is written in the loop
+
     def __init__(self, config, names: tuple):
         self.config, self.names, self.replicas = config, names, 1
         self.train, self.test = make_data(config)
@@ -30,6 +32,10 @@ class DenseKernel:
         c = self.config
         params = init_params(c.seed, c.d, c.m_k, c.m_v, c.sigma_0)  # (E13)
         return State(0, params, self.opt.init(params), forward(params, self.X))
+
+    def restore(self, step: int, params, opt_state) -> State:
+        """The State of a checkpoint (its forward pass recomputed: the same bits)."""
+        return State(step, params, opt_state, forward(params, self.X))
 
     def step(self, state: State) -> State:
         fw, y = state.forward, self.train.y
@@ -48,6 +54,9 @@ class DenseKernel:
     def test_metrics(self, state: State):
         loss_, error = dense_test_metrics(state.params, self.test)
         return np.array([loss_]), np.array([error])
+
+    def quantities_of(self, stored: str) -> str:
+        return stored  # stored as recorded
 
     def storage(self) -> dict:
         names = set(self.names)
@@ -87,7 +96,7 @@ def reference_quantities(params: Params, fw: Forward, data: Dataset) -> dict:
         "margin": margin,
         "loss_derivative": loss_derivative(margin),
         "train_loss": loss(margin).mean(),
-        "train_error": np.mean(margin <= 0),
+        "train_error": np.mean(~(margin > 0)),  # NaN counts as an error
     }
 
 
@@ -98,7 +107,7 @@ def dense_test_metrics(params: Params, test: Dataset, chunk: int = 100) -> tuple
         part = _subset(test, slice(start, start + chunk))
         margins.append(part.y * forward(params, part.X).f)
     margin = np.concatenate(margins)
-    return float(loss(margin).mean()), float(np.mean(margin <= 0))
+    return float(loss(margin).mean()), float(np.mean(~(margin > 0)))
 
 
 def _subset(data: Dataset, rows: slice) -> Dataset:

@@ -40,6 +40,8 @@ LAYOUTS = ("sample", "coordinate")
 class FastKernel:
     """The kernel interface of ``signsim.kernels`` for a batch of replicas (leading axis R)."""
 
+    deferred = ("train_loss", "train_error")  # filled from the margins by result()
+
     def __init__(self, configs: list, names: tuple, layout: str | None = None):
         config = configs[0]
         opt = from_config(config)
@@ -96,6 +98,10 @@ class FastKernel:
         params = self.layout.params
         return self._state(0, params, self.opt.init(params))
 
+    def restore(self, step: int, params, opt_state) -> State:
+        """The State of a checkpoint (its forward pass recomputed: the same bits)."""
+        return self._state(step, params, opt_state)
+
     def step(self, state: State) -> State:
         C = np.empty((self.R, self.configs[0].n, self.rows))  # fresh: an optimizer may keep g
         grad_sig = np.empty((self.R, self.rows))
@@ -114,6 +120,10 @@ class FastKernel:
 
     def storage(self) -> dict:
         return records.storage(self.names, self.configs[0], self.rows)
+
+    def quantities_of(self, stored: str) -> str:
+        """The recorded quantities a stored name holds (for messages)."""
+        return records.QUANTITIES_OF.get(stored, stored)
 
     def result(self, init: State, final: State, arrays: dict, steps, test_steps) -> Result:
         """The batch Result (replica axis first everywhere)."""

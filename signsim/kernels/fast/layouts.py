@@ -166,8 +166,12 @@ class CoordinateLayout:
         R, (n, s) = len(supports), supports[0].values.shape
         self.R, self.n, self.s = R, n, s
         self.vals = np.stack([x.values for x in supports])  # (R, n, s)
+        # C order (np.stack would keep the transposed memory order): every later state
+        # array follows it, and so does one read back from a checkpoint, so that a resumed
+        # run sums in the same order, to the same bits
         self.params = CoordinateParams(
-            np.stack([x.W0[:, x.slot_col].transpose(1, 0, 2) for x in supports]),
+            np.ascontiguousarray(np.stack([x.W0[:, x.slot_col].transpose(1, 0, 2)
+                                           for x in supports])),
             np.stack([x.W0[:, 0] for x in supports]))
         self.column_replica = np.repeat(np.arange(R), n * s)  # of the test state's columns
         parts = []

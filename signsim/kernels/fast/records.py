@@ -20,7 +20,8 @@ __all__ = ["storage", "observe", "history"]
 
 _FROM_NOISE = ("query_noise", "key_noise", "value_noise")
 _FROM_SIGNAL = ("query_signal", "key_signal", "value_signal")
-_DIRECT = ("mean_value_signal", "mean_value_noise", "attention", "margin", "loss_derivative")
+QUANTITIES_OF = {"noise_products": ", ".join(_FROM_NOISE),
+                 "signal_products": ", ".join(_FROM_SIGNAL)}  # what a compact record holds
 
 
 def storage(names: tuple, config, rows: int) -> dict:
@@ -73,7 +74,7 @@ def train_metrics(arrays: dict, rows: int = 1024) -> None:
     for start in range(0, margin.shape[-2], rows):
         part = margin[..., start:start + rows, :]  # (R, rows, n)
         arrays["train_loss"][..., start:start + rows] = mean_last(loss(part), n)
-        arrays["train_error"][..., start:start + rows] = mean_last(part <= 0, n)
+        arrays["train_error"][..., start:start + rows] = mean_last(~(part > 0), n)  # NaN: an error
 
 
 def history(arrays: dict, names: tuple, m_k: int, yP0V: np.ndarray, S0V: np.ndarray) -> History:

@@ -137,7 +137,7 @@ def evaluate(test: FrozenTestSet, Z: np.ndarray, qs: np.ndarray, ks: np.ndarray,
     yv *= 2.0
     margin += yv
     n_test = margin.shape[-1]
-    return mean_last(loss(margin), n_test), mean_last(margin <= 0, n_test)
+    return mean_last(loss(margin), n_test), mean_last(~(margin > 0), n_test)  # NaN: an error
 
 
 def mean_last(x: np.ndarray, n: int) -> np.ndarray:
