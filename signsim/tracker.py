@@ -228,15 +228,24 @@ class History(Mapping):
     @classmethod
     def concat(cls, parts: list) -> "History":
         """Batched histories of the same run shape, one after the other along the replicas."""
-        arrays, derived = {}, {}
+        arrays, derived, joined = {}, {}, {}
         for name in parts[0]:
             lazy = [p._derived.get(name) for p in parts]
             if all(d is not None and name not in p._arrays for d, p in zip(lazy, parts)):
-                args = zip(*(d.args for d in lazy))
-                derived[name] = Derived(lazy[0].fn, tuple(np.concatenate(a) for a in args))
+                args = tuple(_joined(a, joined) for a in zip(*(d.args for d in lazy)))
+                derived[name] = Derived(lazy[0].fn, args)
             else:
                 arrays[name] = np.concatenate([p[name] for p in parts])
         return cls(arrays, derived, batched=True)
+
+
+def _joined(arrays: tuple, done: dict) -> np.ndarray:
+    """np.concatenate(arrays), once for arrays that several Derived entries share (the
+    fast kernel's compact records feed three entries each)."""
+    key = tuple(id(a) for a in arrays)
+    if key not in done:
+        done[key] = (arrays, np.concatenate(arrays))  # keep the parts alive: ids stay theirs
+    return done[key][1]
 
 
 def _first(d: Derived) -> np.ndarray:

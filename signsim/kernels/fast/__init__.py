@@ -61,7 +61,7 @@ class FastKernel:
         self.lr = lr if opt.proportional_to_lr else np.ones(self.R)
         self.opt = from_config(config.replace(lr=1.0)) if opt.proportional_to_lr else opt
         y = np.stack([x.y for x in self.supports])
-        self.k = Constants(y=y, y3=y[:, :, None], neg_y3=-y[:, :, None],
+        self.k = Constants(y=y, neg_y=-y, y3=y[:, :, None], neg_y3=-y[:, :, None],
                            y_rows=np.repeat(y[:, :, None], rows, axis=2),
                            v0n=np.stack([x.v0n for x in self.supports]),
                            v0s=np.array([x.v0s for x in self.supports]), m_k=config.m_k,

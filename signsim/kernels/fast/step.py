@@ -30,6 +30,7 @@ class Constants(NamedTuple):
     """What every step of a batch of R replicas reads and no step changes."""
 
     y: np.ndarray  # (R, n) labels
+    neg_y: np.ndarray  # (R, n) -y
     y3: np.ndarray  # (R, n, 1)
     neg_y3: np.ndarray  # (R, n, 1) -y
     y_rows: np.ndarray  # (R, n, rows) y repeated along the rows: NumPy runs same-shape
@@ -138,7 +139,7 @@ def coefficients(k: Constants, fw: Forward, C: np.ndarray, grad_sig: np.ndarray,
     np.multiply(g1[..., None], fw.qs[:, None], out=aEQ)
     np.multiply((g2 * y)[..., None], fw.Qn, out=CK)
     aEQ += CK  # a_i D^V_i E^Q_{s,i} = g1 q_s + g2 <w_Q, y_i xi_i>
-    np.multiply((g2 * -y)[..., None], DK, out=CQ)  # W_Q, noise token            (E17)
+    np.multiply((g2 * k.neg_y)[..., None], DK, out=CQ)  # W_Q, noise token       (E17)
     np.multiply(k.neg_y3, aEQ, out=CK)  # W_K, noise token                        (E18)
     cv = (y * a) / -k.m_v  # l'_i y_i / (n m_v)
     np.multiply(cv, at.S12 + at.S22, out=C[..., 2 * m_k])  # Delta_+, noise     (E19)
