@@ -126,7 +126,7 @@ def run_mutant(name: str | None) -> list[str]:
     """The tests that fail on a copy of the package with mutant ``name`` (None: unchanged)."""
     what, rel, old, new = MUTANTS[name] if name else ("", "signsim/__init__.py", "", "")
     with tempfile.TemporaryDirectory(prefix="signsim-mutant-") as tmp:
-        for part in ("signsim", "tests", "docs", "setup.cfg"):
+        for part in ("signsim", "tests", "docs", "README.md", "setup.cfg"):
             src = ROOT / part
             (shutil.copytree if src.is_dir() else shutil.copy)(src, Path(tmp) / part)
         target = Path(tmp) / rel
@@ -144,6 +144,12 @@ def run_mutant(name: str | None) -> list[str]:
                               "-rf", "tests"], cwd=tmp, env=env, capture_output=True, text=True)
         failed = sorted({re.sub(r"\[.*", "", m) for m in
                          re.findall(r"^FAILED (tests/\S+?)(?: - |$)", out.stdout, re.M)})
+        if out.returncode not in (0, 1):  # collection error, interrupted: not a verdict
+            raise SystemExit(f"mutant {name}: pytest exited {out.returncode}:\n"
+                             f"{out.stdout[-2000:]}{out.stderr[-2000:]}")
+        if (out.returncode == 1) != bool(failed):
+            raise SystemExit(f"mutant {name}: pytest exited {out.returncode} with failures "
+                             f"{failed}: the output was not understood")
         return failed
 
 

@@ -13,13 +13,13 @@ written to a temporary file and renamed over it), and Ctrl-C writes one of the s
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 import numpy as np
 
 from . import budget
 from .config import Config
 from .errors import SignsimFileError
+from .result import _write_atomic  # temporary file, fsync, rename; stale temps removed
 from .loop import Hooks, NonFiniteError, Start, drive, recorder_for
 
 __all__ = ["Checkpointer", "resume", "every_of", "FORMAT"]
@@ -44,6 +44,11 @@ class Checkpointer:
         self.meta = {"configs": [c.to_dict() for c in configs], "names": list(names),
                      "vary": list(vary), "single": single, "every": every}
 
+    def check(self, state) -> None:
+        """Refuse, before the run, a state that could not be written (TypeError)."""
+        _flatten(state.params, "params", {})
+        _flatten(state.opt_state, "opt_state", {})
+
     def __call__(self, state, recorder, interrupted: bool) -> None:
         t = state.step
         due = self.every is not None and (t % self.every == 0 or t == self.steps) and t > 0
@@ -56,7 +61,9 @@ class Checkpointer:
         _flatten(state.params, "params", arrays)
         _flatten(state.opt_state, "opt_state", arrays)
         arrays.update({f"records.{k}": v for k, v in recorder.before(state.step).items()})
-        return _atomic_savez(self.path, arrays)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomic(self.path, arrays, overwrite=True)
+        return self.path
 
 
 def resume(path, *, progress=None):
@@ -68,11 +75,18 @@ def resume(path, *, progress=None):
     path = Path(path)
     arrays, meta = _read(path)
     try:
-        configs = [Config.from_dict(c) for c in meta["configs"]]
         names, vary = tuple(meta["names"]), tuple(meta["vary"])
-        budget.check(configs, names)
-        kernel = make_kernel(configs, names)
-        template = kernel.init()
+        raw = list(meta["configs"])
+    except (KeyError, TypeError) as exc:
+        raise SignsimFileError(path, f"not a checkpoint of a signsim run ({exc})") from None
+    try:
+        configs = [Config.from_dict(c) for c in raw]
+    except (TypeError, ValueError) as exc:  # e.g. an optimizer not registered here
+        raise SignsimFileError(path, f"its configuration cannot run here: {exc}") from None
+    budget.check(configs, names)
+    kernel = make_kernel(configs, names)
+    template = kernel.init()
+    try:
         step = int(arrays["step"])
         if not 0 <= step <= configs[0].steps:
             raise ValueError(f"its step {step} is outside the run's [0, {configs[0].steps}]")
@@ -152,40 +166,3 @@ def _unflatten(template, prefix: str, arrays: dict):
         return type(template)(arrays[prefix][()])
     return type(template)(*(_unflatten(getattr(template, f), f"{prefix}.{f}", arrays)
                             for f in template._fields))
-
-
-def _atomic_savez(path: Path, arrays: dict) -> Path:
-    """Write ``arrays`` to ``path`` through a temporary file in the same folder, flushed to
-    disk, then renamed over it: a reader sees the old file or the new one, never a part."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _remove_stale_temporaries(path: Path) -> None:
-    """Remove the temporary files of ``path`` left by writers that were killed (their
-    process is gone); a live writer's is kept."""
-    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
-        pid = tmp.name[len(path.name) + 2:-len(".tmp")]
-        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
-            tmp.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True

@@ -16,9 +16,11 @@ infinity is written as ``null``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
+import signal
 import sys
 import time
 from dataclasses import fields
@@ -287,6 +289,8 @@ def _cmd_run(args) -> int:
             result = signsim.run(config, progress=lambda t, n: bar(t, n, label),
                                  checkpoint=checkpoint, checkpoint_every=args.checkpoint_every)
         except KeyboardInterrupt:
+            if not checkpoint.is_file():
+                raise _Interrupted("interrupted before the first step: nothing to resume")
             raise _Interrupted(f"interrupted; the run so far is in {checkpoint}: continue it "
                                f"with 'signsim run --resume {args.out}'") from None
         finally:
@@ -477,6 +481,27 @@ def _parse(argv):
 
 def main(argv: list[str] | None = None) -> int:
     """The ``signsim`` command; returns the exit status (0, 1, 2 or 130, see above)."""
+    with _sigterm_as_ctrl_c():
+        return _main(argv)
+
+
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c():
+    """SIGTERM (a batch system's stop) ends a command like Ctrl-C: a run saves what it has."""
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+    try:
+        previous = signal.signal(signal.SIGTERM, stop)
+    except (ValueError, AttributeError):  # not the main thread, or no SIGTERM here
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _main(argv) -> int:
     prog = "signsim"
     try:
         args, code = _parse(argv)

@@ -383,7 +383,9 @@ def _config(a: _Archive, data, where: str) -> Config:
     try:
         return Config(**data)
     except (TypeError, ValueError) as exc:
-        raise a.error(f"its {where} is not a valid Config: {exc}") from None
+        hint = ("; an optimizer registered in the process that saved it must be registered "
+                "(signsim.optim.register) before loading" if "'optimizer'" in str(exc) else "")
+        raise a.error(f"its {where} is not a valid Config: {exc}{hint}") from None
 
 
 def _params_members(a: _Archive, p: str, c: Config, lead: tuple, implied: str,

@@ -35,7 +35,8 @@ class Start(NamedTuple):
 
 
 class NonFiniteError(FloatingPointError):
-    """A recorded quantity became NaN or inf; ``result`` holds the history up to there."""
+    """A recorded quantity became NaN or inf; ``result`` holds the history up to that step
+    (and the weights of the step where the run stopped, up to CHECK_EVERY - 1 later)."""
 
     def __init__(self, step: int, name: str, result):
         super().__init__(f"The recorded quantity {name!r} is not finite at step {step} "
@@ -43,6 +44,9 @@ class NonFiniteError(FloatingPointError):
                          "this error's 'result'. A learning rate, sigma_p, sigma_0 or mu_norm "
                          "this large overflows float64.")
         self.step, self.name, self.result = step, name, result
+
+    def __reduce__(self):  # pickles (from a worker process) with its Result
+        return type(self), (self.step, self.name, self.result)
 
 
 def recorder_for(kernel, config) -> Recorder:
@@ -57,9 +61,10 @@ def drive(kernel, config, hooks: Hooks = Hooks(), start: Start | None = None):
     recorder = start.recorder if start else recorder_for(kernel, config)
     record_row, test_row = recorder.rows_of_steps()
     every, checked = progress_every(config.steps), 0
-    init = kernel.init()
-    state = start.state if start else init
+    state = start.state if start else None
     try:
+        init = kernel.init()
+        state = state or init
         while True:
             t = state.step
             if hooks.progress is not None and t % every == 0:
@@ -76,11 +81,12 @@ def drive(kernel, config, hooks: Hooks = Hooks(), start: Start | None = None):
             if t == config.steps:
                 break
             state = kernel.step(state)
-    except KeyboardInterrupt:
-        if hooks.checkpoint is not None:
+        return kernel.result(init, state, recorder.arrays(), recorder.steps,
+                             recorder.test_steps)
+    except KeyboardInterrupt:  # Ctrl-C (the CLI turns SIGTERM into it too)
+        if hooks.checkpoint is not None and state is not None:
             hooks.checkpoint(state, recorder, True)  # records of state.step are redone
         raise
-    return kernel.result(init, state, recorder.arrays(), recorder.steps, recorder.test_steps)
 
 
 def _check_finite(kernel, recorder: Recorder, init, state, since: int) -> None:

@@ -37,6 +37,10 @@ What the fast kernel may rely on is *declared* by the optimizer, never read from
     regime of the paper's four stages (``signsim.theory.regime``).
 ``label`` (str)
     How figures name it (mathtext allowed).
+``entrywise`` (bool, default True)
+    The contract above. A rule that is not entrywise (a norm over a block, clipping, a
+    factored second moment) must say ``entrywise=False``: the fast kernel refuses it (its
+    layouts are exact for entrywise rules only) and the dense reference runs it.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from typing import Any, Callable, NamedTuple
 import numpy as np
 
 __all__ = ["Optimizer", "SignGDState", "AdamState", "GDState", "sign_gd", "adam", "gd",
-           "apply_updates", "from_config", "register", "unregister", "available"]
+           "apply_updates", "from_config", "register", "unregister", "available", "registration"]
 
 
 class Optimizer(NamedTuple):
@@ -56,6 +60,7 @@ class Optimizer(NamedTuple):
     proportional_to_lr: bool = False
     sign_based: bool = False
     label: str = ""
+    entrywise: bool = True
 
 
 class SignGDState(NamedTuple):
@@ -194,6 +199,15 @@ def unregister(name: str) -> None:
         raise ValueError(f"The 'name' parameter must be a registered optimizer, one of "
                          f"{list(available())}. Got {name!r} instead.")
     del _REGISTRY[name]
+
+
+def registration(name: str):
+    """(factory, built_in) of a registered optimizer (what a worker process needs to
+    register it as well)."""
+    if name not in _REGISTRY:
+        raise ValueError(f"The 'name' parameter must be a registered optimizer, one of "
+                         f"{list(available())}. Got {name!r} instead.")
+    return _REGISTRY[name], name in _BUILT_IN
 
 
 def available() -> tuple[str, ...]:

@@ -42,9 +42,14 @@ def start_method() -> str:
     return "forkserver" if "forkserver" in methods else "spawn"
 
 
-def executor(workers: int) -> ProcessPoolExecutor:
-    """A pool of ``workers`` processes (``start_method``; a forkserver preloads signsim)."""
+def executor(workers: int, optimizers=()) -> ProcessPoolExecutor:
+    """A pool of ``workers`` processes (``start_method``; a forkserver preloads signsim).
+    Workers that do not inherit this process's memory (forkserver, spawn) register the
+    ``optimizers`` named that were registered here (``optim.register``) themselves."""
     method = start_method()
+    extra = {}
+    if method != "fork":
+        extra = _registrations(optimizers)
     if method == "fork":
         context = multiprocessing.get_context("fork")
     elif method == "forkserver":
@@ -52,7 +57,40 @@ def executor(workers: int) -> ProcessPoolExecutor:
         context.set_forkserver_preload(["signsim"])
     else:
         context = multiprocessing.get_context("spawn")
-    return ProcessPoolExecutor(workers, mp_context=context)
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=_register,
+                               initargs=(extra,))
+
+
+def _registrations(optimizers) -> dict:
+    """name -> factory of the optimizers registered in this process, checked to reach a
+    worker process (a factory defined in a notebook cell or a lambda cannot be sent)."""
+    import pickle
+
+    from .optim import registration
+
+    out = {}
+    for name in set(optimizers):
+        factory, built_in = registration(name)
+        if built_in:
+            continue
+        try:
+            pickle.dumps(factory)
+        except Exception:  # noqa: BLE001 -- any pickling failure: the same refusal
+            raise ValueError(f"The optimizer {name!r} was registered in this process only: "
+                             f"worker processes started by {start_method()} cannot receive "
+                             "its factory (define it in an importable module), so use "
+                             "workers=1 here.") from None
+        out[name] = factory
+    return out
+
+
+def _register(factories: dict) -> None:
+    """In a worker: register the optimizers the parent registered."""
+    from .optim import available, register
+
+    for name, factory in factories.items():
+        if name not in available():
+            register(name, factory)
 
 
 def _run_chunk(configs: list, names: tuple, vary: tuple) -> Result:
@@ -67,12 +105,13 @@ def run_in_processes(configs: list, names: tuple, workers: int, *, progress=None
     is called as chunks finish (``total`` = the run's steps, ``done`` in proportion)."""
     parts = chunks(len(configs), workers)
     steps = configs[0].steps
-    with executor(len(parts)) as pool:
+    with executor(len(parts), [c.optimizer for c in configs]) as pool:
         futures = [pool.submit(_run_chunk, [configs[r] for r in part], names, vary)
                    for part in parts]
         results = []
         for k, future in enumerate(futures):
-            results.append(future.result())
+            results.append(future.result())  # a NonFiniteError comes back as it is: its
+            # Result is that of the chunk of replicas that stopped (Result.configs says which)
             if progress is not None:
                 progress(steps * (k + 1) // len(parts), steps)
     return Result.concat(results)

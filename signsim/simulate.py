@@ -12,6 +12,7 @@ from .checkpoint import Checkpointer, finish
 from .config import Config, preset
 from .kernels import make_kernel
 from .loop import Hooks, NonFiniteError, drive
+from .optim import from_config
 from .result import Result
 from .tracker import select
 
@@ -88,6 +89,7 @@ def run(config=None, *, seeds=None, vary=None, record=None, progress=None, worke
         raise ValueError("The 'workers' parameter splits the replicas of a batch; a single "
                          f"run has one. Got workers={workers} without seeds/vary.")
     configs = [base] if single else replica_configs(base, seeds, vary)
+    _check_batch(configs)
     vary = tuple(vary or ())
     if checkpoint is None and checkpoint_every is not None:
         raise ValueError("The 'checkpoint_every' parameter needs a 'checkpoint' file. "
@@ -114,6 +116,8 @@ def run_batch(configs: list, names: tuple, *, progress=None, vary=(), single=Fal
     ``checkpoint`` is the loop's checkpoint hook."""
     budget.check(configs, names)  # before anything is allocated
     kernel = make_kernel(configs, names, layout=layout)
+    if checkpoint is not None:
+        checkpoint.check(kernel.init())  # a state it cannot write: now, not hours in
     try:
         result = drive(kernel, configs[0], Hooks(progress=progress, checkpoint=checkpoint))
     except NonFiniteError as error:
@@ -143,6 +147,15 @@ def replica_configs(config: Config, seeds, vary) -> list[Config]:
     seeds = seeds if seeds is not None else [config.seed] * R
     return [config.replace(seed=seeds[r], **{k: v[r] for k, v in vary.items()})
             for r in range(R)]
+
+
+def _check_batch(configs: list) -> None:
+    """What the whole batch must satisfy, before it is split across processes."""
+    opt = from_config(configs[0])
+    if not opt.proportional_to_lr and len({c.lr for c in configs}) > 1:
+        raise ValueError(f"The optimizer {configs[0].optimizer!r} does not declare "
+                         "proportional_to_lr, so the replicas of one batch cannot differ in "
+                         "'lr'; run one batch per lr.")
 
 
 def _checked_vary(vary, overrides: dict) -> dict | None:

@@ -54,21 +54,30 @@ def assert_same_run(a, b):
         assert_array_equal(x, y)  # the same counter-based init, not just the same law
 
 
+def assert_same_bits(x, y, what=""):
+    """Same dtype, shape and bytes (so -0.0 differs from 0.0, and NaN equals itself)."""
+    x, y = np.asarray(x), np.asarray(y)
+    assert x.dtype == y.dtype and x.shape == y.shape, (what, x.dtype, y.dtype, x.shape, y.shape)
+    assert np.ascontiguousarray(x).tobytes() == np.ascontiguousarray(y).tobytes(), what
+
+
 def assert_bit_identical(a, b):
     """Two Results of the same kind, equal to the last bit (history, weights, data)."""
     assert a.batched == b.batched and a.configs == b.configs
+    assert_same_bits(a.steps, b.steps, "steps")
+    assert_same_bits(a.test_steps, b.test_steps, "test_steps")
     assert list(a.history) == list(b.history)
     for name in a.history:
-        assert_array_equal(a.history[name], b.history[name], err_msg=name)
+        assert_same_bits(a.history[name], b.history[name], name)
     for x, y in ((a.params, b.params), (a.init_params, b.init_params)):
         if hasattr(x, "coords"):  # SparseParams (fast kernel); Params are dense already
             assert_array_equal(x.coords, y.coords)
         for u, v in zip(x.to_dense(), y.to_dense()):
-            assert_array_equal(u, v)
+            assert_same_bits(u, v, "weights")
     for x, y in ((a.dataset, b.dataset), (a.test_dataset, b.test_dataset)):
         for u, v in zip(x if a.batched else [x], y if b.batched else [y]):
-            assert_array_equal(u.noise_value, v.noise_value)
-            assert_array_equal(u.noise_index, v.noise_index)
+            for field in ("y", "signal_position", "noise_index", "noise_value"):
+                assert_same_bits(getattr(u, field), getattr(v, field), field)
 
 
 @pytest.mark.parametrize("optimizer", OPTIMIZERS)
@@ -356,3 +365,55 @@ def test_train_metrics_follow_from_the_recorded_margins_in_blocks():
     records.train_metrics(blocks, rows=4)
     assert_array_equal(blocks["train_loss"], result.history["train_loss"])
     assert_array_equal(blocks["train_error"], result.history["train_error"])
+
+
+def test_a_nan_in_a_worker_process_comes_back_as_the_same_error():
+    with pytest.raises(signsim.NonFiniteError) as info:
+        signsim.run(**OVERLAP, seeds=[0, 1, 2], vary={"lr": [1e-2, 1e-2, 1e300]}, workers=2)
+    part = info.value.result  # the Result of the chunk that stopped: replicas 1 and 2
+    assert [c.lr for c in part.configs] == [1e-2, 1e300] and info.value.step == 1
+
+
+def test_lr_refusal_does_not_depend_on_the_worker_count(registered):
+    registered("half_sign", _half_sign)
+    config = signsim.Config(optimizer="half_sign", **OVERLAP)
+    for workers in (1, 2):
+        with pytest.raises(ValueError, match="proportional_to_lr"):
+            signsim.run(config, vary={"lr": [1e-2, 1e-2, 2e-2, 2e-2]}, workers=workers)
+
+
+def test_an_optimizer_that_is_not_entrywise_is_refused_by_the_fast_kernel(registered):
+    """A rule that declares entrywise=False (here: sign steps scaled by the norm of the
+    whole block) runs on the dense reference only."""
+    def normalised(config):
+        def update(grads, state):
+            def step(g):
+                return -config.lr * g / max(np.linalg.norm(g), 1e-300)
+            return optim._map(step, grads), optim.SignGDState(state.count + 1)
+        return optim.Optimizer(lambda p: optim.SignGDState(0), update, entrywise=False)
+    registered("normalised", normalised)
+    config = signsim.Config(optimizer="normalised", **OVERLAP)
+    with pytest.raises(ValueError, match="entrywise=False"):
+        signsim.run(config)
+    assert signsim.run(config, kernel="dense").history["margin"].shape[1] == OVERLAP["n"]
+
+
+def test_a_registered_optimizer_reaches_forkserver_workers_or_is_refused(registered,
+                                                                          monkeypatch):
+    """Workers that do not fork from this process register the parent's optimizers when
+    their factory can be sent (a module-level function), and a lambda is refused clearly."""
+    from signsim import parallel
+
+    monkeypatch.setattr(parallel, "start_method", lambda: "forkserver")
+    registered("half_sign", _half_sign_factory)
+    config = signsim.Config(optimizer="half_sign", **OVERLAP)
+    one = signsim.run(config, seeds=[1, 2])
+    assert_bit_identical(signsim.run(config, seeds=[1, 2], workers=2), one)
+    registered("half_sign_lambda", lambda c: _half_sign(c))
+    with pytest.raises(ValueError, match="registered in this process only"):
+        signsim.run(config.replace(optimizer="half_sign_lambda"), seeds=[1, 2], workers=2)
+
+
+def _half_sign_factory(config):
+    """A module-level factory (picklable): the half sign step, declaring nothing."""
+    return _half_sign(config)

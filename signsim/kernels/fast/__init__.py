@@ -45,6 +45,11 @@ class FastKernel:
     def __init__(self, configs: list, names: tuple, layout: str | None = None):
         config = configs[0]
         opt = from_config(config)
+        if not opt.entrywise:
+            raise ValueError(f"The optimizer {config.optimizer!r} declares entrywise=False: "
+                             "the fast kernel keeps shared coordinates and the value rows in "
+                             "a form only an entrywise rule updates exactly; use "
+                             "kernel='dense'.")
         if not opt.proportional_to_lr and len({c.lr for c in configs}) > 1:
             raise ValueError(f"The optimizer {config.optimizer!r} does not declare "
                              "proportional_to_lr, so the replicas of one batch cannot differ "
