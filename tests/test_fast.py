@@ -417,3 +417,19 @@ def test_a_registered_optimizer_reaches_forkserver_workers_or_is_refused(registe
 def _half_sign_factory(config):
     """A module-level factory (picklable): the half sign step, declaring nothing."""
     return _half_sign(config)
+
+
+@pytest.mark.parametrize("config", [
+    dict(n=1, d=8, s=5, sigma_p=1.0, mu_norm=3.0, n_test=10, signal_position="first", m_k=3,
+         m_v=2, sigma_0=0.1, optimizer="adam", lr=0.3, steps=4, seed=7178744243120331325,
+         record_every=2, test_every=1),
+    dict(n=1, d=40, s=7, sigma_p=1.0, mu_norm=1.0, n_test=35, m_k=3, m_v=2, sigma_0=1.0,
+         optimizer="adam", lr=0.01, steps=35, seed=8576349409503065883, test_every=4),
+], ids=["soak-1", "soak-2"])
+def test_replicas_found_by_the_soak_are_bit_identical(config):
+    """Two configurations where scripts/soak.py found a replica's test loss one rounding
+    away from its run alone (the per-coordinate layout's test state went through an
+    einsum whose summation depended on the number of rows)."""
+    config = signsim.Config(**config)
+    batch = signsim.run(config, seeds=[config.seed, config.seed ^ 1])
+    assert_bit_identical(batch.replica(0), signsim.run(config))

@@ -111,8 +111,8 @@ def evaluate(test: FrozenTestSet, Z: np.ndarray, qs: np.ndarray, ks: np.ndarray,
     rep = test.column_replica
     Zc = np.empty((Z.shape[0], 2 * m_k + 3))  # the state's Q and K parts, then 3 numbers
     Zc[:, :2 * m_k] = Z[:, :2 * m_k]
-    np.einsum("cs,cs->c", Z[:, m_k:2 * m_k], qs[rep], out=Zc[:, 2 * m_k])  # <K part, q_signal>
-    np.einsum("cs,cs->c", Z[:, :m_k], ks[rep], out=Zc[:, 2 * m_k + 1])  # <Q part, k_signal>
+    _dot_rows(Z[:, m_k:2 * m_k], qs[rep], out=Zc[:, 2 * m_k])  # <K part, q_signal>
+    _dot_rows(Z[:, :m_k], ks[rep], out=Zc[:, 2 * m_k + 1])  # <Q part, k_signal>
     np.subtract(Z[:, 2 * m_k], Z[:, 2 * m_k + 1], out=Zc[:, 2 * m_k + 2])  # Delta_+ - Delta_-
     hits = (test.yM @ Zc).reshape(R, H, 2 * m_k + 3)
     hits += test.yo_hits  # one contiguous pass: y <w_Q, xi>, y <w_K, xi> of the hits
@@ -138,6 +138,19 @@ def evaluate(test: FrozenTestSet, Z: np.ndarray, qs: np.ndarray, ks: np.ndarray,
     margin += yv
     n_test = margin.shape[-1]
     return mean_last(loss(margin), n_test), mean_last(~(margin > 0), n_test)  # NaN: an error
+
+
+def _dot_rows(A: np.ndarray, B: np.ndarray, out: np.ndarray) -> None:
+    """out[c] = sum_k A[c, k] B[c, k], summed in k order whatever the number of rows.
+
+    np.einsum("cs,cs->c") picks its loop by the shapes, and its sums came out different in
+    the last bit between a replica alone and in a batch (the rows are the columns of all
+    replicas' states): found by scripts/soak.py."""
+    np.multiply(A[:, 0], B[:, 0], out=out)
+    term = np.empty_like(out)
+    for k in range(1, A.shape[1]):
+        np.multiply(A[:, k], B[:, k], out=term)
+        out += term
 
 
 def mean_last(x: np.ndarray, n: int) -> np.ndarray:
