@@ -13,6 +13,7 @@ written to a temporary file and renamed over it), and Ctrl-C writes one of the s
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 import numpy as np
 
@@ -42,7 +43,8 @@ class Checkpointer:
             self.path = self.path.with_name(self.path.name + ".npz")
         self.every, self.steps = every, configs[0].steps
         self.meta = {"configs": [c.to_dict() for c in configs], "names": list(names),
-                     "vary": list(vary), "single": single, "every": every}
+                     "vary": list(vary), "single": single, "every": every,
+                     "versions": _versions()}
 
     def check(self, state) -> None:
         """Refuse, before the run, a state that could not be written (TypeError)."""
@@ -83,6 +85,10 @@ def resume(path, *, progress=None):
         configs = [Config.from_dict(c) for c in raw]
     except (TypeError, ValueError) as exc:  # e.g. an optimizer not registered here
         raise SignsimFileError(path, f"its configuration cannot run here: {exc}") from None
+    if meta.get("versions", _versions()) != _versions():
+        warnings.warn(f"{path} was written with {meta['versions']} and is resumed with "
+                      f"{_versions()}: the resumed run is bit-identical to an uninterrupted "
+                      "one only with the same versions.", RuntimeWarning, stacklevel=2)
     budget.check(configs, names)
     kernel = make_kernel(configs, names)
     template = kernel.init()
@@ -105,6 +111,13 @@ def resume(path, *, progress=None):
         error.result = finish(error.result, meta["single"], vary)
         raise
     return finish(result, meta["single"], vary)
+
+
+def _versions() -> dict:
+    """What the bits of a run depend on besides its Configs."""
+    from . import __version__
+
+    return {"signsim": __version__, "numpy": np.__version__}
 
 
 def every_of(path) -> int | None:

@@ -303,10 +303,9 @@ def _cmd_run(args) -> int:
     return 0
 
 
-# ---- signsim run --resume DIR ---------------------------------------------------------
-# Checkpointing itself is signsim.run(..., checkpoint=PATH, checkpoint_every=K) and
-# signsim.resume(PATH) -> Result (another module); the CLI only claims DIR, calls
-# resume on DIR/checkpoint.npz and writes the results exactly like a normal run.
+# signsim run --resume DIR: checkpointing is signsim.run(..., checkpoint=, checkpoint_every=)
+# and signsim.resume (signsim.checkpoint); the CLI claims DIR, resumes DIR/checkpoint.npz and
+# writes the results exactly like a normal run.
 def _cmd_resume(args) -> int:
     import signsim
 
@@ -324,8 +323,6 @@ def _cmd_resume(args) -> int:
         raise _UsageError(f"no checkpoint at {checkpoint}; 'signsim run --checkpoint-every K "
                           f"--out {directory}' writes one")
     with _claim(directory, force=args.force, names=outdir.RUN_FILES) as out:
-        if not hasattr(signsim, "resume"):
-            raise _Failure("this signsim cannot resume (no signsim.resume)")
         try:
             result = signsim.resume(checkpoint)
         except KeyboardInterrupt:
@@ -337,7 +334,6 @@ def _cmd_resume(args) -> int:
     if not args.quiet:
         _emit(_dumps(summary))
     return 0
-# ---- end of signsim run --resume ------------------------------------------------------
 
 
 def _cmd_figure(args) -> int:

@@ -203,3 +203,16 @@ def test_a_damaged_checkpoint_is_refused_naming_the_file(tmp_path, damage):
         np.savez(path, **arrays)
     with pytest.raises(signsim.SignsimFileError, match=str(path)):
         signsim.resume(path)
+
+
+def test_resuming_under_other_versions_warns(tmp_path):
+    path = tmp_path / "c.npz"
+    with pytest.raises(KeyboardInterrupt):
+        signsim.run(**SHORT, checkpoint=path, progress=interrupted_at(5))
+    arrays = dict(np.load(path))
+    meta = __import__("json").loads(str(arrays["meta"]))
+    meta["versions"]["numpy"] = "0.0"
+    arrays["meta"] = np.array(__import__("json").dumps(meta))
+    np.savez(path, **arrays)
+    with pytest.warns(RuntimeWarning, match="same versions"):
+        signsim.resume(path)
