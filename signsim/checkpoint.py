@@ -91,13 +91,15 @@ def resume(path, *, progress=None):
                       "one only with the same versions.", RuntimeWarning, stacklevel=2)
     budget.check(configs, names)
     kernel = make_kernel(configs, names)
-    template = kernel.init()
+    with np.errstate(**kernel.errstate):
+        template = kernel.init()
     try:
         step = int(arrays["step"])
         if not 0 <= step <= configs[0].steps:
             raise ValueError(f"its step {step} is outside the run's [0, {configs[0].steps}]")
-        state = kernel.restore(step, _unflatten(template.params, "params", arrays),
-                               _unflatten(template.opt_state, "opt_state", arrays))
+        with np.errstate(**kernel.errstate):
+            state = kernel.restore(step, _unflatten(template.params, "params", arrays),
+                                   _unflatten(template.opt_state, "opt_state", arrays))
         recorder = recorder_for(kernel, configs[0])
         recorder.restore({k[len("records."):]: v for k, v in arrays.items()
                           if k.startswith("records.")}, step)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
+import numpy as np
+
 from .tracker import Recorder, progress_every, schedule
 
 __all__ = ["Hooks", "Start", "NonFiniteError", "drive", "recorder_for", "CHECK_EVERY"]
@@ -60,33 +62,35 @@ def drive(kernel, config, hooks: Hooks = Hooks(), start: Start | None = None):
     its Result. ``config`` gives the schedule, the same for every replica of a batch."""
     recorder = start.recorder if start else recorder_for(kernel, config)
     record_row, test_row = recorder.rows_of_steps()
-    every, checked = progress_every(config.steps), 0
+    every = progress_every(config.steps)
     state = start.state if start else None
-    try:
-        init = kernel.init()
-        state = state or init
-        while True:
-            t = state.step
-            if hooks.progress is not None and t % every == 0:
-                hooks.progress(t, config.steps)
-            if t in record_row:
-                kernel.observe(state, recorder.row(record_row[t]))
-            if t in test_row:
-                recorder.record_test(test_row[t], *kernel.test_metrics(state))
-            if t - checked >= CHECK_EVERY or t == config.steps:
-                _check_finite(kernel, recorder, init, state, checked)
-                checked = t
-            if hooks.checkpoint is not None:
-                hooks.checkpoint(state, recorder, False)
-            if t == config.steps:
-                break
-            state = kernel.step(state)
-        return kernel.result(init, state, recorder.arrays(), recorder.steps,
-                             recorder.test_steps)
-    except KeyboardInterrupt:  # Ctrl-C (the CLI turns SIGTERM into it too)
-        if hooks.checkpoint is not None and state is not None:
-            hooks.checkpoint(state, recorder, True)  # records of state.step are redone
-        raise
+    with np.errstate(**kernel.errstate):  # what the kernel expects of floating point
+        try:
+            init = kernel.init()
+            state = state or init
+            checked = 0
+            while True:
+                t = state.step
+                if hooks.progress is not None and t % every == 0:
+                    hooks.progress(t, config.steps)
+                if t in record_row:
+                    kernel.observe(state, recorder.row(record_row[t]))
+                if t in test_row:
+                    recorder.record_test(test_row[t], *kernel.test_metrics(state))
+                if t - checked >= CHECK_EVERY or t == config.steps:
+                    _check_finite(kernel, recorder, init, state, checked)
+                    checked = t
+                if hooks.checkpoint is not None:
+                    hooks.checkpoint(state, recorder, False)
+                if t == config.steps:
+                    break
+                state = kernel.step(state)
+            return kernel.result(init, state, recorder.arrays(), recorder.steps,
+                                 recorder.test_steps)
+        except KeyboardInterrupt:  # Ctrl-C (the CLI turns SIGTERM into it too)
+            if hooks.checkpoint is not None and state is not None:
+                hooks.checkpoint(state, recorder, True)  # records of state.step are redone
+            raise
 
 
 def _check_finite(kernel, recorder: Recorder, init, state, since: int) -> None:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import numbers
 from collections.abc import Mapping
 
+import numpy as np
+
 from . import budget
 from .checkpoint import Checkpointer, finish
 from .config import Config, preset
@@ -116,8 +118,9 @@ def run_batch(configs: list, names: tuple, *, progress=None, vary=(), single=Fal
     ``checkpoint`` is the loop's checkpoint hook."""
     budget.check(configs, names)  # before anything is allocated
     kernel = make_kernel(configs, names, layout=layout)
-    if checkpoint is not None:
-        checkpoint.check(kernel.init())  # a state it cannot write: now, not hours in
+    if checkpoint is not None:  # a state it cannot write: now, not hours in
+        with np.errstate(**kernel.errstate):
+            checkpoint.check(kernel.init())
     try:
         result = drive(kernel, configs[0], Hooks(progress=progress, checkpoint=checkpoint))
     except NonFiniteError as error:

@@ -12,6 +12,7 @@ and the names to record, and provides::
     kernel.deferred                       # stored names filled by result(), not the loop
     kernel.quantities_of(stored)          # the recorded names a stored name holds
     kernel.replicas                       # R
+    kernel.errstate                       # np.errstate keywords the loop runs it under
     kernel.result(init, final, arrays, steps, test_steps) -> Result
 
 ``State`` is immutable: ``step`` (t), the kernel's ``params`` and the optimizer's

@@ -21,6 +21,7 @@ class DenseKernel:
     """The kernel interface of ``signsim.kernels`` for one Config (a batch of one)."""
 
     deferred = ()  # every stored name is written in the loop
+    errstate = {}  # NumPy's defaults: the reference expects no overflow
 
     def __init__(self, config, names: tuple):
         self.config, self.names, self.replicas = config, names, 1

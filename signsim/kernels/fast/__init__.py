@@ -41,6 +41,7 @@ class FastKernel:
     """The kernel interface of ``signsim.kernels`` for a batch of replicas (leading axis R)."""
 
     deferred = ("train_loss", "train_error")  # filled from the margins by result()
+    errstate = {"over": "ignore"}  # sigmoids: e^x = inf gives the right limit 0
 
     def __init__(self, configs: list, names: tuple, layout: str | None = None):
         config = configs[0]
@@ -95,8 +96,8 @@ class FastKernel:
         return SampleLayout(self.supports, opt.homogeneity)
 
     def _state(self, t: int, params, opt_state) -> State:
-        with np.errstate(over="ignore"):  # sigmoids: e^x = inf gives the right limit 0
-            fw = forward(self.k, self.layout.inner(params, self.lrB), params.sig)
+        """The State at W^(t) (run inside ``np.errstate(**self.errstate)``: the loop's)."""
+        fw = forward(self.k, self.layout.inner(params, self.lrB), params.sig)
         return State(t, params, opt_state, fw)
 
     def init(self) -> State:
