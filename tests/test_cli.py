@@ -600,23 +600,23 @@ def test_resume_refusals(tmp_path, capsys, no_compute):
 
 # ... and with the real checkpointing (signsim.run(checkpoint=...), signsim.resume):
 
-def test_ctrl_c_then_resume_gives_the_uninterrupted_run(tmp_path, capsys, monkeypatch):
+def _stopped_at_step_12(tmp_path, monkeypatch, extra: list):
+    """A 30-step CLI run into tmp_path/run stopped by Ctrl-C at step 12; its arguments."""
     fields = {**TINY_FIELDS, "steps": 30}
     argv = [a for k, v in fields.items() for a in ("--set", f"{k}={v}")]
-    d = tmp_path / "run"
 
     def ctrl_c_at_step_12(self, done, total, label=""):
         if done >= 12:
             raise KeyboardInterrupt
     with monkeypatch.context() as m:
         m.setattr(cli._Progress, "__call__", ctrl_c_at_step_12)
-        assert main(["run", *argv, "--checkpoint-every", "5", "--out", str(d), "--quiet"]) == 130
-    assert capsys.readouterr().err.startswith("signsim run: interrupted; the run so far is in")
-    assert (d / "checkpoint.npz").is_file() and not RUN_FILES & set(os.listdir(d))
-    assert main(["run", *argv, "--out", str(d), "--quiet"]) == 2
-    assert "--resume" in one_error_line(capsys.readouterr().err)
+        code = main(["run", *argv, *extra, "--out", str(tmp_path / "run"), "--quiet"])
+    assert code == 130
+    return tmp_path / "run", argv
 
-    assert main(["run", "--resume", str(d), "--quiet"]) == 0
+
+def _assert_resumed_like_straight(tmp_path, argv):
+    d = tmp_path / "run"
     assert main(["run", *argv, "--out", str(tmp_path / "straight"), "--quiet"]) == 0
     for name in ("config.json", "summary.json"):
         assert (d / name).read_text() == (tmp_path / "straight" / name).read_text()
@@ -624,6 +624,16 @@ def test_ctrl_c_then_resume_gives_the_uninterrupted_run(tmp_path, capsys, monkey
     assert set(resumed.history) == set(straight.history)
     for name in straight.history:
         np.testing.assert_array_equal(resumed.history[name], straight.history[name])
+
+
+def test_ctrl_c_then_resume_gives_the_uninterrupted_run(tmp_path, capsys, monkeypatch):
+    d, argv = _stopped_at_step_12(tmp_path, monkeypatch, ["--checkpoint-every", "5"])
+    assert capsys.readouterr().err.startswith("signsim run: interrupted; the run so far is in")
+    assert (d / "checkpoint.npz").is_file() and not RUN_FILES & set(os.listdir(d))
+    assert main(["run", *argv, "--out", str(d), "--quiet"]) == 2
+    assert "--resume" in one_error_line(capsys.readouterr().err)
+    assert main(["run", "--resume", str(d), "--quiet"]) == 0
+    _assert_resumed_like_straight(tmp_path, argv)
 
 
 def test_checkpoint_every_writes_a_checkpoint_that_resumes(tmp_path, capsys):
@@ -641,24 +651,12 @@ def test_checkpoint_every_writes_a_checkpoint_that_resumes(tmp_path, capsys):
 def test_ctrl_c_without_checkpoint_every_still_saves_and_resumes(tmp_path, capsys, monkeypatch):
     """Ctrl-C saves what the run has even without --checkpoint-every; --resume finishes it
     as if it had never stopped, and the checkpoint written for the interruption goes."""
-    fields = {**TINY_FIELDS, "steps": 30}
-    argv = [a for k, v in fields.items() for a in ("--set", f"{k}={v}")]
-    d = tmp_path / "run"
-
-    def ctrl_c_at_step_12(self, done, total, label=""):
-        if done >= 12:
-            raise KeyboardInterrupt
-    with monkeypatch.context() as m:
-        m.setattr(cli._Progress, "__call__", ctrl_c_at_step_12)
-        assert main(["run", *argv, "--out", str(d), "--quiet"]) == 130
+    d, argv = _stopped_at_step_12(tmp_path, monkeypatch, [])
     capsys.readouterr()
     assert set(os.listdir(d)) == {"checkpoint.npz"}
     assert main(["run", "--resume", str(d), "--quiet"]) == 0
     assert set(os.listdir(d)) == RUN_FILES
-    assert main(["run", *argv, "--out", str(tmp_path / "straight"), "--quiet"]) == 0
-    resumed, straight = (signsim.load(p / "result.npz") for p in (d, tmp_path / "straight"))
-    for name in straight.history:
-        np.testing.assert_array_equal(resumed.history[name], straight.history[name])
+    _assert_resumed_like_straight(tmp_path, argv)
 
 
 def test_sigterm_stops_a_run_like_ctrl_c_and_saves_it(tmp_path):
