@@ -12,9 +12,8 @@ import numpy as np
 from . import budget
 from .checkpoint import Checkpointer, finish
 from .config import Config, preset
-from .kernels import make_kernel
+from .kernels import check_batch, make_kernel
 from .loop import Hooks, NonFiniteError, drive
-from .optim import from_config
 from .result import Result
 from .tracker import select
 
@@ -91,7 +90,7 @@ def run(config=None, *, seeds=None, vary=None, record=None, progress=None, worke
         raise ValueError("The 'workers' parameter splits the replicas of a batch; a single "
                          f"run has one. Got workers={workers} without seeds/vary.")
     configs = [base] if single else replica_configs(base, seeds, vary)
-    _check_batch(configs)
+    check_batch(configs)  # the whole batch, before any split across processes
     vary = tuple(vary or ())
     if checkpoint is None and checkpoint_every is not None:
         raise ValueError("The 'checkpoint_every' parameter needs a 'checkpoint' file. "
@@ -150,15 +149,6 @@ def replica_configs(config: Config, seeds, vary) -> list[Config]:
     seeds = seeds if seeds is not None else [config.seed] * R
     return [config.replace(seed=seeds[r], **{k: v[r] for k, v in vary.items()})
             for r in range(R)]
-
-
-def _check_batch(configs: list) -> None:
-    """What the whole batch must satisfy, before it is split across processes."""
-    opt = from_config(configs[0])
-    if not opt.proportional_to_lr and len({c.lr for c in configs}) > 1:
-        raise ValueError(f"The optimizer {configs[0].optimizer!r} does not declare "
-                         "proportional_to_lr, so the replicas of one batch cannot differ in "
-                         "'lr'; run one batch per lr.")
 
 
 def _checked_vary(vary, overrides: dict) -> dict | None:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-__all__ = ["State", "make_kernel"]
+__all__ = ["State", "make_kernel", "check_batch"]
 
 
 class State(NamedTuple):
@@ -37,6 +37,18 @@ class State(NamedTuple):
     params: Any  # the kernel's weights (a NamedTuple of ndarrays)
     opt_state: Any  # the optimizer's state (a NamedTuple)
     forward: Any  # the forward pass at W^(t) (derived from params)
+
+
+def check_batch(configs: list) -> None:
+    """What every replica of one batch must share beyond its Config's own checks (run()
+    asks before it splits a batch across processes, each kernel again)."""
+    from ..optim import from_config
+
+    opt = from_config(configs[0])
+    if not opt.proportional_to_lr and len({c.lr for c in configs}) > 1:
+        raise ValueError(f"The optimizer {configs[0].optimizer!r} does not declare "
+                         "proportional_to_lr, so the replicas of one batch cannot differ in "
+                         "'lr'; run one batch per lr.")
 
 
 def make_kernel(configs: list, names: tuple, layout: str | None = None):

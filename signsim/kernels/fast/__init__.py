@@ -25,7 +25,7 @@ from ...optim import from_config
 from ...result import Result
 from ...rng import init_key
 from ...sparse import SparseParams
-from .. import State
+from .. import State, check_batch
 from . import records
 from .layouts import CoordinateLayout, SampleLayout
 from .step import Constants, coefficients, forward
@@ -51,10 +51,7 @@ class FastKernel:
                              "the fast kernel keeps shared coordinates and the value rows in "
                              "a form only an entrywise rule updates exactly; use "
                              "kernel='dense'.")
-        if not opt.proportional_to_lr and len({c.lr for c in configs}) > 1:
-            raise ValueError(f"The optimizer {config.optimizer!r} does not declare "
-                             "proportional_to_lr, so the replicas of one batch cannot differ "
-                             "in 'lr'; run one batch per lr.")
+        check_batch(configs)
         self.configs, self.names = configs, names
         self.R = self.replicas = len(configs)
         self.rows = rows = rows_of(config.m_k)
