@@ -25,11 +25,12 @@ import numbers
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Mapping, NamedTuple, Protocol
 
-__all__ = ["Config", "PRESETS", "preset", "KERNELS", "SIGNAL_POSITIONS", "FIELDS",
+__all__ = ["Config", "PRESETS", "preset", "KERNELS", "ARITHMETICS", "SIGNAL_POSITIONS", "FIELDS",
            "field_table", "Constraint", "Int", "Float", "Choice", "Ref", "Share"]
 
 SIGNAL_POSITIONS = ("random", "first")
 KERNELS = ("fast", "dense")
+ARITHMETICS = ("exact", "float64")
 
 
 class Constraint(Protocol):
@@ -300,6 +301,9 @@ FIELDS: dict[str, FieldSpec] = {
                               "training quantities at steps 0, k, 2k, ... and the last step"),
     "test_every": FieldSpec(Int(1), "test metrics at steps 0, k, 2k, ... and the last step"),
     "kernel": FieldSpec(Choice(KERNELS), "fast: active coordinates only; dense: the reference"),
+    "arithmetic": FieldSpec(Choice(ARITHMETICS),
+                            "exact: sign steps from the real gradient's sign, never stopped by "
+                            "an underflow (E20); float64: the plain formulas"),
 }
 
 
@@ -335,6 +339,7 @@ class Config:
     record_every: int = 1  # training quantities at steps 0, k, 2k, ... and the last step
     test_every: int = 10  # test loss/error at steps 0, k, 2k, ... and the last step
     kernel: str = "fast"  # "fast" (active coordinates only) or "dense" (the reference)
+    arithmetic: str = "exact"  # "exact" (E20, docs/model.md section 5) or "float64"
 
     def __post_init__(self) -> None:
         resolved: dict[str, Any] = {}
@@ -355,9 +360,14 @@ class Config:
 
     @classmethod
     def from_dict(cls, data: dict) -> "Config":
+        """The Config saved as ``to_dict()``. A config saved before the ``arithmetic`` field
+        existed (signsim 0.1) ran the plain float64 formulas, so it loads as
+        ``arithmetic="float64"``: it reproduces the run that was saved."""
         unknown = sorted(set(data) - {f.name for f in fields(cls)})
         if unknown:
             raise ValueError(f"Unknown Config field(s) {unknown} in saved config.")
+        if "arithmetic" not in data:
+            data = {**data, "arithmetic": "float64"}
         return cls(**data)
 
     @classmethod

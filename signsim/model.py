@@ -9,12 +9,12 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from scipy.special import expit
+from scipy.special import expit, logsumexp
 
 from .rng import init_key, init_normals
 
 __all__ = ["Params", "Forward", "init_params", "forward", "loss", "loss_derivative",
-           "mean_value"]
+           "mean_value", "log_loss", "log_mean_loss"]
 
 
 class Params(NamedTuple):
@@ -77,3 +77,24 @@ def loss(margin: np.ndarray) -> np.ndarray:
 def loss_derivative(margin: np.ndarray) -> np.ndarray:
     """l'(z) = -1 / (1 + exp(z)), in (-1, 0) (E14)."""
     return -expit(-margin)
+
+
+LOG_LOSS_SWITCH = 30.0  # above it, log l(z) = -z - e^-z / 2 to rounding (next term e^-2z / 3)
+
+
+def log_loss(margin: np.ndarray) -> np.ndarray:
+    """log l(z) = log log(1 + e^-z), finite for every finite z: where l(z) underflows
+    (z > 745) log l(z) is still about -z. For z > 30, log(1 + u) = u - u^2/2 + ... with
+    u = e^-z < 1e-13 gives log l = -z + log(1 - u/2 + ...) = -z - u/2 to rounding."""
+    z = np.asarray(margin, dtype=np.float64)
+    big = z > LOG_LOSS_SWITCH
+    safe = np.where(big, 0.0, z)  # l(0) = log 2: no log of 0 on the branch not taken
+    return np.where(big, -z - 0.5 * np.exp(-np.where(big, z, 0.0)),
+                    np.log(np.logaddexp(0.0, -safe)))
+
+
+def log_mean_loss(margin: np.ndarray) -> np.ndarray:
+    """log of the mean loss (E15) over the last axis, from ``log_loss``: the train loss on
+    a log scale, readable when the loss itself underflows."""
+    n = np.shape(margin)[-1]
+    return logsumexp(log_loss(margin), axis=-1) - np.log(n)

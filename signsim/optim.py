@@ -37,6 +37,17 @@ What the fast kernel may rely on is *declared* by the optimizer, never read from
     regime of the paper's four stages (``signsim.theory.regime``).
 ``label`` (str)
     How figures name it (mathtext allowed).
+``log_form`` (LogForm or None)
+    The rule on gradients given in sign and log-magnitude form (``signsim.logspace``):
+    ``LogForm(init, update)`` with ``update(signs, logs, state) -> (updates, state)``, where
+    the gradient is signs * exp(logs) leaf by leaf. Under ``Config.arithmetic = "exact"``
+    the kernels hand it gradients no underflow has touched (a sign step then moves by
+    +-lr wherever the real gradient is nonzero, E20).
+``float64_exact`` (bool)
+    The rule's plain float64 update already is the exact one to rounding, up to steps
+    below the float range (docs/model.md, "Exact arithmetic"): GD, and Adam with
+    eps >= ``ADAM_FLOAT64_EPS``. In exact arithmetic a rule that declares neither this nor
+    a ``log_form`` is refused (``signsim.kernels.log_form_for``).
 ``entrywise`` (bool, default True)
     The contract above. A rule that is not entrywise (a norm over a block, clipping, a
     factored second moment) must say ``entrywise=False``: the fast kernel refuses it (its
@@ -49,8 +60,20 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-__all__ = ["Optimizer", "SignGDState", "AdamState", "GDState", "sign_gd", "adam", "gd",
-           "apply_updates", "from_config", "register", "unregister", "available", "registration"]
+from .logspace import signed_add
+
+__all__ = ["Optimizer", "LogForm", "AdamLogState", "ADAM_FLOAT64_EPS", "SignGDState",
+           "AdamState", "GDState", "sign_gd", "adam", "gd", "apply_updates", "from_config", "register", "unregister", "available", "registration"]
+
+
+class LogForm(NamedTuple):
+    """A rule on gradients in sign and log-magnitude form (``log_form`` above).
+    ``magnitudes=False`` declares that ``update`` reads only the signs: the kernels may
+    then pass ``logs=None``."""
+
+    init: Callable[[Any], Any]
+    update: Callable[[Any, Any, Any], tuple[Any, Any]]  # (signs, logs, state)
+    magnitudes: bool = True
 
 
 class Optimizer(NamedTuple):
@@ -61,6 +84,8 @@ class Optimizer(NamedTuple):
     sign_based: bool = False
     label: str = ""
     entrywise: bool = True
+    log_form: LogForm | None = None
+    float64_exact: bool = False
 
 
 class SignGDState(NamedTuple):
@@ -75,6 +100,22 @@ class AdamState(NamedTuple):
     count: int  # t, the index of the last step taken
     mu: Any  # first moment m, same structure as params
     nu: Any  # second moment v
+
+
+class AdamLogState(NamedTuple):
+    """Adam's moments in sign and log-magnitude form (``adam``'s log form)."""
+
+    count: int
+    mu_sign: Any  # sign(m)
+    mu_log: Any  # log|m| (-inf where m = 0)
+    nu_log: Any  # log v
+
+
+# Adam with eps at least this is exact in float64 (docs/model.md, "Exact arithmetic"): an
+# underflow changes m or v by less than about 2^-1022 times the other factors of the
+# gradient, which moves the update by less than lr 1e-200 or so, far below the rounding of
+# W + update; below it the log form is used.
+ADAM_FLOAT64_EPS = 1e-100
 
 
 def _map(fn, *trees):
@@ -98,8 +139,11 @@ def sign_gd(lr: float) -> Optimizer:
     def update(grads, state):
         return _map(lambda g: -lr * np.sign(g), grads), SignGDState(state.count + 1)
 
+    def log_update(signs, logs, state):  # only the sign of the real gradient matters
+        return update(signs, state)
+
     return Optimizer(init, update, homogeneity=0.0, proportional_to_lr=True, sign_based=True,
-                     label="SignGD")
+                     label="SignGD", log_form=LogForm(init, log_update, magnitudes=False))
 
 
 def gd(lr: float) -> Optimizer:
@@ -111,7 +155,8 @@ def gd(lr: float) -> Optimizer:
     def update(grads, state):
         return _map(lambda g: -lr * g, grads), GDState(state.count + 1)
 
-    return Optimizer(init, update, homogeneity=1.0, proportional_to_lr=True, label="GD")
+    return Optimizer(init, update, homogeneity=1.0, proportional_to_lr=True, label="GD",
+                     float64_exact=True)
 
 
 def adam(lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> Optimizer:
@@ -155,7 +200,61 @@ def adam(lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8)
             upd, mu, nu = (type(grads)(*parts) for parts in zip(*out))
         return upd, AdamState(count=t, mu=mu, nu=nu)
 
-    return Optimizer(init, update, proportional_to_lr=True, sign_based=True, label="Adam")
+    return Optimizer(init, update, proportional_to_lr=True, sign_based=True, label="Adam",
+                     log_form=_adam_log_form(lr, beta1, beta2, eps),
+                     float64_exact=eps >= ADAM_FLOAT64_EPS)
+
+
+def _log(x: float) -> float:
+    """log x for a hyperparameter in [0, 1]: -inf at 0."""
+    return float(np.log(x)) if x > 0.0 else -np.inf
+
+
+def _adam_log_form(lr: float, beta1: float, beta2: float, eps: float) -> LogForm:
+    """Adam (E21) with g, m and v in sign and log-magnitude form::
+
+        (sign m, log|m|) <- signed sum of beta1 m and (1 - beta1) g
+        log v            <- logaddexp(log beta2 + log v, log(1 - beta2) + 2 log|g|)
+        W <- W - lr sign(m) exp(log|m_hat| - log(sqrt(v_hat) + eps))
+
+    The ratio m_hat / (sqrt(v_hat) + eps) is at most about 1 in size, so it is computed
+    from logs without overflow, and no underflow of g, g^2 or m decides a step. With
+    beta1 = beta2 = eps = 0 the ratio is exp(log|g| - 0.5 (2 log|g|)) = exp(0) = 1 exactly:
+    SignGD's step. 0/0 (m = 0) counts as 0; a nonzero m over v = 0 (possible only with
+    beta2 = 0 < beta1 and g = 0) raises FloatingPointError, as the float64 form does.
+    """
+    lb1, lc1, lb2, lc2 = _log(beta1), _log(1.0 - beta1), _log(beta2), _log(1.0 - beta2)
+
+    def init(params):
+        zero = _map(np.zeros_like, params)
+        empty = _map(lambda p: np.full_like(p, -np.inf), params)
+        return AdamLogState(count=0, mu_sign=zero, mu_log=empty, nu_log=empty)
+
+    def step(gs, gl, ms, ml, vl, t):
+        ms, ml = signed_add(ms, ml + lb1, gs, gl + lc1)
+        vl = np.logaddexp(vl + lb2, 2.0 * gl + lc2)
+        log_m_hat = ml - _log(1.0 - beta1**t)
+        log_sqrt_v_hat = 0.5 * (vl - _log(1.0 - beta2**t))
+        log_denom = np.logaddexp(log_sqrt_v_hat, _log(eps)) if eps > 0.0 else log_sqrt_v_hat
+        moving = ms != 0.0
+        if np.any(moving & np.isneginf(log_denom)):
+            raise FloatingPointError(
+                f"Adam with eps=0 met a nonzero first moment over a zero second moment at "
+                f"step {t} (beta1={beta1}, beta2={beta2}); use eps > 0 or beta2 > 0.")
+        ratio = np.exp(np.where(moving, log_m_hat - np.where(moving, log_denom, 0.0), -np.inf))
+        return -lr * (ms * ratio), ms, ml, vl
+
+    def update(signs, logs, state):
+        t = state.count + 1
+        out = _map(lambda *leaves: step(*leaves, t), signs, logs, state.mu_sign,
+                   state.mu_log, state.nu_log)
+        if isinstance(signs, np.ndarray):
+            upd, ms, ml, vl = out
+        else:
+            upd, ms, ml, vl = (type(signs)(*parts) for parts in zip(*out))
+        return upd, AdamLogState(t, ms, ml, vl)
+
+    return LogForm(init, update)
 
 
 # ---------------------------------------------------------------- the registry

@@ -31,9 +31,11 @@ DIMS: dict[str, tuple[str, ...]] = {
     "mean_value_signal": (),  # <v, mu>
     "mean_value_noise": ("sample",),  # <v, y_i xi_i>
     "attention": ("sample", "query_role", "key_role"),  # [[s11, s12], [s21, s22]]
+    "log_attention": ("sample", "query_role", "key_role"),  # log of attention, never -inf
     "margin": ("sample",),  # y_i f(W, X_i)
     "loss_derivative": ("sample",),  # l'_i
     "train_loss": (), "train_error": (), "test_loss": (), "test_error": (),
+    "log_train_loss": (),  # log train_loss, from the margins: finite where the loss underflows
 }
 TEST_NAMES = ("test_loss", "test_error")
 TRAIN_NAMES = tuple(name for name in DIMS if name not in TEST_NAMES)

@@ -65,7 +65,7 @@ def test_estimate_needs_no_memory_for_an_impossible_run():
     start = time.perf_counter()
     est = estimate(batch(100, steps=10**9), select(None))
     assert time.perf_counter() - start < 1.0
-    assert est.breakdown["history"] > 100 * 10**9 * 605 * 8  # 605 values a step
+    assert est.breakdown["history"] > 100 * 10**9 * 686 * 8  # 686 values a step
     with pytest.raises(MemoryBudgetError):
         check(batch(100, steps=10**9), select(None), limit="1T")
 
@@ -79,9 +79,11 @@ def test_check_refuses_with_a_message_that_names_the_drivers():
     assert error.estimate.total > 8 * GiB
     assert re.match(r"This run \(kernel='fast'\) needs about [\d.]+ GiB of memory at its "
                     r"peak \((during the loop|when the Result is made)\), more than the limit "
-                    r"of 8 GiB \(the 'limit' argument\)\. history 9\.0", message), message
-    # history: 100 x 20001 x 605 values (and the test steps, the schedules), 9.02 GiB
-    assert ("100 replicas x 20001 recorded steps (steps=20000, record_every=1) x 605 values"
+                    r"of 8 GiB \(the 'limit' argument\)\. history 10\.2", message), message
+    # history: 100 x 20001 records x 686 values (n rows = 440 noise products, 2 x 80
+    # attention and log-attention, 22 signal products, 3 x 20 per sample, 1 + 3 scalars)
+    # x 8 B = 10.2 GiB (and the test steps, the schedules)
+    assert ("100 replicas x 20001 recorded steps (steps=20000, record_every=1) x 686 values"
             in message)
     assert "lower steps, raise record_every (and test_every), or record='summary'" in message
 

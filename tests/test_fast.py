@@ -102,7 +102,9 @@ def test_adam_with_zero_eps_runs_in_both_kernels():
 
 
 def _half_sign(config, **declared):
-    """A sign step scaled by 1/2, registered from outside the package."""
+    """A sign step scaled by 1/2, registered from outside the package. A sign rule reads
+    only the signs of the gradients, so its exact form (log_form) is the rule on the signs;
+    ``log_form=None`` declares none."""
 
     def init(params):
         return optim.SignGDState(0)
@@ -111,6 +113,8 @@ def _half_sign(config, **declared):
         return optim._map(lambda g: -0.5 * config.lr * np.sign(g), grads), \
             optim.SignGDState(state.count + 1)
 
+    declared.setdefault("log_form", optim.LogForm(init, lambda s, _, state: update(s, state),
+                                                  magnitudes=False))
     return optim.Optimizer(init, update, **declared)
 
 
@@ -144,6 +148,19 @@ def test_an_optimizer_registered_from_outside_runs_exactly_on_the_fast_kernel(
     assert_same_run(signsim.run(config, kernel="dense"), fast)
     moved = (fast.params.W_Q_active - fast.init_params.W_Q_active) / (0.5 * config.lr)
     assert_allclose(moved, np.round(moved), atol=1e-6)  # whole half-steps
+
+
+def test_exact_arithmetic_refuses_a_rule_without_an_exact_form(registered):
+    """Property: a rule that declares neither a log_form nor float64_exact could have its
+    steps decided by an underflow, so exact arithmetic (the default) refuses it, naming the
+    parameter; arithmetic='float64' runs it, in both kernels."""
+    registered("half_sign", lambda c: _half_sign(c, log_form=None))
+    config = signsim.Config(optimizer="half_sign", **OVERLAP)
+    for kernel in ("fast", "dense"):
+        with pytest.raises(ValueError, match="'arithmetic'.*'exact', 'float64'"):
+            signsim.run(config, kernel=kernel)
+    plain = config.replace(arithmetic="float64")
+    assert_same_run(signsim.run(plain, kernel="dense"), signsim.run(plain))
 
 
 def test_an_optimizer_not_proportional_to_lr_cannot_vary_lr_in_a_batch(registered):
@@ -360,11 +377,14 @@ def test_train_metrics_follow_from_the_recorded_margins_in_blocks():
     assert_allclose(result.history["train_loss"], np.logaddexp(0.0, -margin).mean(-1),
                     rtol=1e-13, atol=0)
     assert_array_equal(result.history["train_error"], (margin <= 0).mean(-1))
-    blocks = {"margin": margin, "train_loss": np.full(margin.shape[:2], np.nan),
-              "train_error": np.full(margin.shape[:2], np.nan)}
+    assert_allclose(result.history["log_train_loss"], np.log(result.history["train_loss"]),
+                    rtol=1e-13, atol=1e-13)  # the loss is far from underflow here
+    blocks = {name: np.full(margin.shape[:2], np.nan)
+              for name in ("train_loss", "train_error", "log_train_loss")}
+    blocks["margin"] = margin
     records.train_metrics(blocks, rows=4)
-    assert_array_equal(blocks["train_loss"], result.history["train_loss"])
-    assert_array_equal(blocks["train_error"], result.history["train_error"])
+    for name in ("train_loss", "train_error", "log_train_loss"):
+        assert_array_equal(blocks[name], result.history[name])
 
 
 def test_a_nan_in_a_worker_process_comes_back_as_the_same_error():
@@ -392,7 +412,7 @@ def test_an_optimizer_that_is_not_entrywise_is_refused_by_the_fast_kernel(regist
             return optim._map(step, grads), optim.SignGDState(state.count + 1)
         return optim.Optimizer(lambda p: optim.SignGDState(0), update, entrywise=False)
     registered("normalised", normalised)
-    config = signsim.Config(optimizer="normalised", **OVERLAP)
+    config = signsim.Config(optimizer="normalised", arithmetic="float64", **OVERLAP)
     with pytest.raises(ValueError, match="entrywise=False"):
         signsim.run(config)
     assert signsim.run(config, kernel="dense").history["margin"].shape[1] == OVERLAP["n"]

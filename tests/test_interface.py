@@ -106,7 +106,7 @@ def test_to_frame_puts_scalar_series_on_their_real_steps():
     assert isinstance(frame, pd.DataFrame)
     assert list(frame.index) == [0, 2, 3, 4, 6]
     assert list(frame.columns) == ["mean_value_signal", "train_loss", "train_error",
-                                   "test_loss", "test_error"]  # every scalar series
+                                   "test_loss", "test_error", "log_train_loss"]  # every scalar
     assert frame.loc[4, "train_loss"] == r.history["train_loss"][2]
     assert np.isnan(frame.loc[4, "test_loss"]) and np.isnan(frame.loc[3, "train_loss"])
     assert frame.loc[3, "test_loss"] == r.history["test_loss"][1]

@@ -23,13 +23,18 @@ records, the test metrics and the next step's gradients all read it.
 ``dense`` is the reference (dense (m, d) weights, the readable functions of ``model`` and
 ``grads``); ``fast`` works on the active coordinates only. ``make_kernel`` chooses by
 ``Config.kernel``.
+
+Arithmetic (``Config.arithmetic``, E20): both kernels compute gradients either with the
+plain float64 formulas or, for ``"exact"``, in sign and log-magnitude form
+(``signsim.logspace``) and hand them to the optimizer's ``log_form``; ``log_form_for`` says
+which, from what the optimizer declares.
 """
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-__all__ = ["State", "make_kernel", "check_batch"]
+__all__ = ["State", "make_kernel", "check_batch", "log_form_for"]
 
 
 class State(NamedTuple):
@@ -37,6 +42,27 @@ class State(NamedTuple):
     params: Any  # the kernel's weights (a NamedTuple of ndarrays)
     opt_state: Any  # the optimizer's state (a NamedTuple)
     forward: Any  # the forward pass at W^(t) (derived from params)
+
+
+def log_form_for(opt, config):
+    """The optimizer's ``LogForm`` when ``config`` asks for exact arithmetic and the plain
+    float64 update is not already exact; None for the plain float64 path.
+
+    Raises
+    ------
+    ValueError
+        For exact arithmetic and an optimizer that declares neither ``log_form`` nor
+        ``float64_exact`` (its float64 steps could be decided by an underflow).
+    """
+    if config.arithmetic == "float64" or opt.float64_exact:
+        return None
+    if opt.log_form is None:
+        raise ValueError(
+            f"The optimizer {config.optimizer!r} declares neither a log_form nor "
+            "float64_exact, so arithmetic='exact' cannot guarantee that no underflow decides "
+            "its steps: declare one (signsim.optim docstring) or pass arithmetic='float64'. "
+            "The 'arithmetic' parameter must be one of ['exact', 'float64'].")
+    return opt.log_form
 
 
 def check_batch(configs: list) -> None:
@@ -49,6 +75,7 @@ def check_batch(configs: list) -> None:
         raise ValueError(f"The optimizer {configs[0].optimizer!r} does not declare "
                          "proportional_to_lr, so the replicas of one batch cannot differ in "
                          "'lr'; run one batch per lr.")
+    log_form_for(opt, configs[0])
 
 
 def make_kernel(configs: list, names: tuple, layout: str | None = None):

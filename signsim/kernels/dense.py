@@ -8,11 +8,15 @@ import numpy as np
 
 from ..data import Dataset, make_data
 from ..grads import grad_W_K, grad_W_Q, grad_W_V, logit_grad
-from ..model import Forward, Params, forward, init_params, loss, loss_derivative
+from ..loggrads import log_gradients, patches
+from scipy.special import log_softmax
+
+from ..model import (Forward, Params, forward, init_params, log_mean_loss, loss,
+                     loss_derivative)
 from ..optim import apply_updates, from_config
 from ..result import Result
 from ..tracker import History, shapes
-from . import State
+from . import State, log_form_for
 
 __all__ = ["DenseKernel", "reference_quantities", "attention_by_role", "dense_test_metrics"]
 
@@ -28,11 +32,14 @@ class DenseKernel:
         self.train, self.test = make_data(config)
         self.X = self.train.X  # (n, d, L)
         self.opt = from_config(config)
+        self.log_form = log_form_for(self.opt, config)  # None: the plain float64 formulas
+        self.patches = patches(self.X) if self.log_form is not None else None
 
     def init(self) -> State:
         c = self.config
         params = init_params(c.seed, c.d, c.m_k, c.m_v, c.sigma_0)  # (E13)
-        return State(0, params, self.opt.init(params), forward(params, self.X))
+        opt_init = self.opt.init if self.log_form is None else self.log_form.init
+        return State(0, params, opt_init(params), forward(params, self.X))
 
     def restore(self, step: int, params, opt_state) -> State:
         """The State of a checkpoint (its forward pass recomputed: the same bits)."""
@@ -40,10 +47,14 @@ class DenseKernel:
 
     def step(self, state: State) -> State:
         fw, y = state.forward, self.train.y
-        G = logit_grad(fw, y)  # (E16)
-        grads = Params(grad_W_Q(fw, G, self.X), grad_W_K(fw, G, self.X),
-                       grad_W_V(fw, y, self.X, self.config.m_v))  # (E17-E19)
-        updates, opt_state = self.opt.update(grads, state.opt_state)
+        if self.log_form is not None:  # exact arithmetic: gradients in (sign, log) form
+            signs, logs = log_gradients(state.params, fw, y, self.patches)
+            updates, opt_state = self.log_form.update(signs, logs, state.opt_state)
+        else:
+            G = logit_grad(fw, y)  # (E16)
+            grads = Params(grad_W_Q(fw, G, self.X), grad_W_K(fw, G, self.X),
+                           grad_W_V(fw, y, self.X, self.config.m_v))  # (E17-E19)
+            updates, opt_state = self.opt.update(grads, state.opt_state)
         params = apply_updates(state.params, updates)
         return State(state.step + 1, params, opt_state, forward(params, self.X))
 
@@ -94,10 +105,12 @@ def reference_quantities(params: Params, fw: Forward, data: Dataset) -> dict:
         "mean_value_signal": fw.v @ mu,
         "mean_value_noise": yxi @ fw.v,
         "attention": attention_by_role(fw.S, data.signal_position),
+        "log_attention": attention_by_role(log_softmax(fw.z, axis=-1), data.signal_position),
         "margin": margin,
         "loss_derivative": loss_derivative(margin),
         "train_loss": loss(margin).mean(),
         "train_error": np.mean(~(margin > 0)),  # NaN counts as an error
+        "log_train_loss": log_mean_loss(margin),
     }
 
 

@@ -25,9 +25,10 @@ from ...optim import from_config
 from ...result import Result
 from ...rng import init_key
 from ...sparse import SparseParams
-from .. import State, check_batch
+from .. import State, check_batch, log_form_for
 from . import records
 from .layouts import CoordinateLayout, SampleLayout
+from .exact import exact_coefficients
 from .step import Constants, coefficients, forward
 from .support import rows_of, support_of
 from .testset import build_test_set, evaluate
@@ -40,7 +41,7 @@ LAYOUTS = ("sample", "coordinate")
 class FastKernel:
     """The kernel interface of ``signsim.kernels`` for a batch of replicas (leading axis R)."""
 
-    deferred = ("train_loss", "train_error")  # filled from the margins by result()
+    deferred = ("train_loss", "train_error", "log_train_loss")  # from the margins, by result()
     errstate = {"over": "ignore"}  # sigmoids: e^x = inf gives the right limit 0
 
     def __init__(self, configs: list, names: tuple, layout: str | None = None):
@@ -63,6 +64,7 @@ class FastKernel:
         lr = np.array([c.lr for c in configs])
         self.lr = lr if opt.proportional_to_lr else np.ones(self.R)
         self.opt = from_config(config.replace(lr=1.0)) if opt.proportional_to_lr else opt
+        self.log_form = log_form_for(self.opt, config)  # None: the plain float64 formulas
         y = np.stack([x.y for x in self.supports])
         self.k = Constants(y=y, neg_y=-y, y3=y[:, :, None], neg_y3=-y[:, :, None],
                            y_rows=np.repeat(y[:, :, None], rows, axis=2),
@@ -72,6 +74,9 @@ class FastKernel:
         self.lrB = None
         if isinstance(self.layout, SampleLayout):  # (R, n, rows), at full shape as y_rows
             self.lrB = np.repeat(self.lr[:, None, None] * self.layout.B[:, :, None], rows, axis=2)
+        if self.log_form is not None:  # log 0 = -inf is expected in exact arithmetic; a
+            # NaN (from weights that overflowed) is reported by the loop's scan instead
+            self.errstate = {"over": "ignore", "divide": "ignore", "invalid": "ignore"}
         shape = (self.R, config.n, config.m_k)
         self._DK, self._aEQ = np.empty(shape), np.empty(shape)
         self.test = None
@@ -99,17 +104,28 @@ class FastKernel:
 
     def init(self) -> State:
         params = self.layout.params
-        return self._state(0, params, self.opt.init(params))
+        opt_init = self.opt.init if self.log_form is None else self.log_form.init
+        return self._state(0, params, opt_init(params))
 
     def restore(self, step: int, params, opt_state) -> State:
         """The State of a checkpoint (its forward pass recomputed: the same bits)."""
         return self._state(step, params, opt_state)
 
     def step(self, state: State) -> State:
+        if self.log_form is not None:
+            return self._log_step(state)
         C = np.empty((self.R, self.configs[0].n, self.rows))  # fresh: an optimizer may keep g
         grad_sig = np.empty((self.R, self.rows))
         coefficients(self.k, state.forward, C, grad_sig, self._DK, self._aEQ)
         updates, opt_state = self.opt.update(self.layout.gradients(C, grad_sig), state.opt_state)
+        return self._state(state.step + 1, self.layout.apply(state.params, updates, self.lr),
+                           opt_state)
+
+    def _log_step(self, state: State) -> State:
+        """A step in exact arithmetic: the coefficients and gradients in (sign, log) form."""
+        c = exact_coefficients(self.k, state.forward)
+        signs, logs = self.layout.log_gradients(c, self.log_form.magnitudes)
+        updates, opt_state = self.log_form.update(signs, logs, state.opt_state)
         return self._state(state.step + 1, self.layout.apply(state.params, updates, self.lr),
                            opt_state)
 

@@ -27,6 +27,9 @@ from typing import NamedTuple
 import numpy as np
 from scipy.sparse import csr_matrix
 
+from ...logspace import grouped_sum, split
+from .exact import sign_log
+
 __all__ = ["SampleParams", "CoordinateParams", "SampleLayout", "CoordinateLayout",
            "homogeneous_factor", "csr"]
 
@@ -75,10 +78,11 @@ class SampleLayout:
         # columns of the test state: R n per-sample sums, then the G shared weights
         self.column_replica = np.r_[np.repeat(np.arange(R), n), np.repeat(np.arange(R), G_r)]
         self.group_replica = np.repeat(np.arange(R), G_r)
-        self.to_groups = self.to_samples = None
+        self.to_groups = self.to_samples = self.copies = None
         if goff[-1]:  # copy (r, i, group) of a shared coordinate has value xi_i there
             c_r, c_i, c_a, c_g = _copies(supports, groups, goff)
             c_val = np.stack([x.values for x in supports])[c_r, c_i, c_a]
+            self.copies = _Copies.of(c_r * n + c_i, c_g, c_val)
             # gradient of a shared weight: sum over its copies of C[r, i] xi_i, in sample order
             self.to_groups = csr(c_val, c_g, c_r * n + c_i, (goff[-1], R * n))
             # its part of P[r, i]: sum over the copies of sample i of weight * xi_i
@@ -95,6 +99,20 @@ class SampleLayout:
         if self.to_groups is None:
             return SampleParams(C, grad_sig, np.zeros((0, C.shape[-1])))
         return SampleParams(C, grad_sig, self.to_groups @ C.reshape(-1, C.shape[-1]))
+
+    def log_gradients(self, c, magnitudes: bool):
+        """``gradients`` of the ``Coefficients`` ``c`` (``exact``) in (sign, log) form: two
+        SampleParams, signs and logs (logs None unless ``magnitudes``)."""
+        rows = c.part.shape[-1]
+        if self.copies is None:
+            gs = gl = np.zeros((0, rows))
+        else:
+            gs, gl = self.copies.sums(c.part.reshape(-1, rows), c.scale.reshape(-1, rows))
+        signs = SampleParams(np.sign(c.part), np.sign(c.sig_part), gs)
+        if not magnitudes:
+            return signs, None
+        return signs, SampleParams(*sign_log(c.part, c.scale)[1:],
+                                   sign_log(c.sig_part, c.sig_scale)[1], gl)
 
     def apply(self, params: SampleParams, updates: SampleParams, lr: np.ndarray) -> SampleParams:
         shared = params.shared
@@ -144,6 +162,29 @@ def _copies(supports: list, groups: list, goff: np.ndarray):
     return tuple(np.concatenate(c) for c in zip(*parts))
 
 
+class _Copies(NamedTuple):
+    """The copies (sample row, value there) of each shared coordinate, in group order and
+    sample order within a group (the order of ``SampleLayout.to_groups``' sums)."""
+
+    row: np.ndarray  # (c,) r n + i
+    sign: np.ndarray  # (c,) sign of xi_i at the coordinate
+    log: np.ndarray  # (c,) log|xi_i| there
+    starts: np.ndarray  # (groups,) first copy of each group
+
+    @classmethod
+    def of(cls, row, group, value) -> "_Copies":
+        order = np.lexsort((row, group))
+        group = group[order]
+        return cls(row[order], *split(value[order]),
+                   np.flatnonzero(np.r_[True, group[1:] != group[:-1]]))
+
+    def sums(self, part: np.ndarray, scale: np.ndarray):
+        """sum over the copies of C[row] xi, per group, in (sign, log) form, for
+        C = part * exp(scale) (``exact.Coefficients``), (R n, rows) each."""
+        sign, log = sign_log(part[self.row], scale[self.row])
+        return grouped_sum(sign * self.sign[:, None], log + self.log[:, None], self.starts)
+
+
 class CoordinateParams(NamedTuple):
     noise: np.ndarray  # (R, n, rows, s) weights at each sample's support
     sig: np.ndarray  # (R, rows) weights at coordinate 1
@@ -166,6 +207,7 @@ class CoordinateLayout:
         R, (n, s) = len(supports), supports[0].values.shape
         self.R, self.n, self.s = R, n, s
         self.vals = np.stack([x.values for x in supports])  # (R, n, s)
+        self.val_sign, self.val_log = (a[:, :, None, :] for a in split(self.vals))
         # C order (np.stack would keep the transposed memory order): every later state
         # array follows it, and so does one read back from a checkpoint, so that a resumed
         # run sums in the same order, to the same bits
@@ -196,6 +238,19 @@ class CoordinateLayout:
             total = np.add.reduceat(grad_noise[ov.r, ov.i, :, ov.a], ov.starts, axis=0)
             grad_noise[ov.r, ov.i, :, ov.a] = total[ov.group]
         return CoordinateParams(grad_noise, grad_sig)
+
+    def log_gradients(self, c, magnitudes: bool):
+        """As ``SampleLayout.log_gradients``: two CoordinateParams."""
+        gs = np.sign(c.part)[..., None] * self.val_sign  # (R, n, rows, s)
+        sig_sign, sig_log = sign_log(c.sig_part, c.sig_scale)
+        if not (magnitudes or self.overlap is not None):
+            return CoordinateParams(gs, sig_sign), None
+        gl = (np.log(np.abs(c.part)) + c.scale)[..., None] + self.val_log
+        ov = self.overlap
+        if ov is not None:
+            ts, tl = grouped_sum(gs[ov.r, ov.i, :, ov.a], gl[ov.r, ov.i, :, ov.a], ov.starts)
+            gs[ov.r, ov.i, :, ov.a], gl[ov.r, ov.i, :, ov.a] = ts[ov.group], tl[ov.group]
+        return CoordinateParams(gs, sig_sign), CoordinateParams(gl, sig_log)
 
     def apply(self, params, updates, lr):
         return CoordinateParams(params.noise + updates.noise * lr[:, None, None, None],

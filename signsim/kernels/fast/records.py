@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...model import log_mean_loss
 from ...tracker import Derived, History
+from .exact import log_attention
 from .testset import loss, mean_last
 
 __all__ = ["storage", "observe", "history"]
@@ -32,13 +34,16 @@ def storage(names: tuple, config, rows: int) -> dict:
     if any(x in names for x in _FROM_SIGNAL):
         out["signal_products"] = (rows,)
     for name, shape in (("mean_value_signal", ()), ("mean_value_noise", (n,)),
-                        ("attention", (n, 2, 2)), ("loss_derivative", (n,))):
+                        ("attention", (n, 2, 2)), ("log_attention", (n, 2, 2)),
+                        ("loss_derivative", (n,))):
         if name in names:
             out[name] = shape
-    if {"margin", "train_loss", "train_error"} & set(names):
+    if {"margin", "train_loss", "train_error", "log_train_loss"} & set(names):
         out["margin"] = (n,)
     if "train_loss" in names or "train_error" in names:
         out["train_loss"] = out["train_error"] = ()
+    if "log_train_loss" in names:
+        out["log_train_loss"] = ()
     if "test_loss" in names or "test_error" in names:
         out["test_loss"] = out["test_error"] = ()
     return out
@@ -59,6 +64,11 @@ def observe(out: dict, y_rows: np.ndarray, fw) -> None:
         attention = out["attention"].reshape(fw.margin.shape + (4,))
         for k in range(4):  # four strided writes: faster than one copy of a moved axis
             attention[..., k] = fw.at.S[k]
+    if "log_attention" in out:
+        log_S = log_attention(fw.at)
+        attention = out["log_attention"].reshape(fw.margin.shape + (4,))
+        for k in range(4):
+            attention[..., k] = log_S[k]
     if "margin" in out:
         out["margin"][...] = fw.margin
     if "loss_derivative" in out:
@@ -66,7 +76,8 @@ def observe(out: dict, y_rows: np.ndarray, fw) -> None:
 
 
 def train_metrics(arrays: dict, rows: int = 1024) -> None:
-    """train_loss and train_error (E15) of every record from the recorded margins, in one
+    """train_loss and train_error (E15), and log_train_loss where stored, of every record
+    from the recorded margins, in one
     pass after the loop instead of eight NumPy calls per step inside it; ``rows`` records
     at a time, so that the temporary stays small. The same numbers as computing them at
     each step: elementwise l(z), then a sum over the n samples of each record."""
@@ -75,12 +86,14 @@ def train_metrics(arrays: dict, rows: int = 1024) -> None:
         part = margin[..., start:start + rows, :]  # (R, rows, n)
         arrays["train_loss"][..., start:start + rows] = mean_last(loss(part), n)
         arrays["train_error"][..., start:start + rows] = mean_last(~(part > 0), n)  # NaN: an error
+        if "log_train_loss" in arrays:
+            arrays["log_train_loss"][..., start:start + rows] = log_mean_loss(part)
 
 
 def history(arrays: dict, names: tuple, m_k: int, yP0V: np.ndarray, S0V: np.ndarray) -> History:
     """The History of the asked ``names`` from the stored ``arrays`` (R, T, ...);
     ``yP0V`` (R, 2, m_v, n) and ``S0V`` (R, 2, m_v) are the value rows' init products."""
-    if "train_loss" in arrays:
+    if "margin" in arrays and {"train_loss", "log_train_loss"} & set(arrays):
         train_metrics(arrays)
     noise, signal = arrays.pop("noise_products", None), arrays.pop("signal_products", None)
     R = len(S0V)

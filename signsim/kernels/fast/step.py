@@ -45,6 +45,7 @@ class Constants(NamedTuple):
 
 
 class Attention(NamedTuple):
+    gap: np.ndarray  # (4, R, n): z12 - z11, z11 - z12, z22 - z21, z21 - z22: S = 1/(1 + e^gap)
     S: np.ndarray  # (4, R, n): S11, S12, S21, S22 (the fields below are its rows)
     S11: np.ndarray  # (R, n) signal query on signal key
     S12: np.ndarray
@@ -95,13 +96,14 @@ def _attend(k: Constants, qs, ks, Qn, Kn) -> Attention:
     # two-way softmax (E10): S11 = 1 / (1 + e^(z12 - z11)), S12 = 1 / (1 + e^(z11 - z12)),
     # likewise S21, S22; the four in one pass (fl(b - a) = -fl(a - b) exactly); an overflow
     # to inf gives S = 0, the right limit (the caller ignores overflow warnings)
-    S = np.empty((4,) + z12.shape)
-    np.subtract(z12, z11, out=S[0])
-    np.negative(S[0], out=S[1])
-    np.subtract(z22, z21, out=S[2])
-    np.negative(S[2], out=S[3])
+    gap = np.empty((4,) + z12.shape)
+    np.subtract(z12, z11, out=gap[0])
+    np.negative(gap[0], out=gap[1])
+    np.subtract(z22, z21, out=gap[2])
+    np.negative(gap[2], out=gap[3])
+    S = gap.copy()
     sigmoid_of_negative(S)
-    return Attention(S, *S)
+    return Attention(gap, S, *S)
 
 
 def forward(k: Constants, P: np.ndarray, sig: np.ndarray) -> Forward:
@@ -149,3 +151,4 @@ def coefficients(k: Constants, fw: Forward, C: np.ndarray, grad_sig: np.ndarray,
     grad_sig[:, m_k:2 * m_k] = np.einsum("rns->rs", aEQ) * k.mu
     grad_sig[:, 2 * m_k] = (cv * (at.S11 + at.S21) * y).sum(-1) * k.mu
     np.negative(grad_sig[:, 2 * m_k], out=grad_sig[:, 2 * m_k + 1])
+
