@@ -4,14 +4,15 @@ from fresh runs or from saved ones. Used by ``signsim figure``; no matplotlib at
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
-from .config import preset
+from .config import Config, preset
 from .result import Result
 from .simulate import run
 
-__all__ = ["FIGURES", "SNRS", "runs_for", "build", "save_figure"]
+__all__ = ["FIGURES", "SNRS", "SNRCurve", "build", "runs_for", "save_figure"]
 
 FIGURES = ("fig1", "fig2", "data-quality")
 SNRS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)  # spec section 9
@@ -58,26 +59,44 @@ def runs_for(name: str, *, seeds=(0, 1, 2, 3, 4), progress=None) -> list[Result]
     return out
 
 
-def _data_quality_table(results: list[Result]) -> dict:
-    """optimizer -> (snrs, final test losses of shape (k, replicas)), from saved or fresh runs
-    (single runs, batches over seeds, or batches that vary sigma_p)."""
-    rows: dict[str, dict[float, list]] = {}
+class SNRCurve(NamedTuple):
+    """One line of the data-quality figure: an optimizer at one training horizon."""
+
+    config: Config  # the first replica's: its optimizer, lr and steps are the line's
+    snrs: np.ndarray  # (k,)
+    test_loss: np.ndarray  # (k, seeds), after training
+    test_error: np.ndarray  # (k, seeds)
+
+
+def _final_tests(results: list[Result]):
+    """(config, final test loss, final test error) of every replica of ``results``."""
     for r in results:
-        losses = np.atleast_2d(r.history["test_loss"])[:, -1]  # (replicas,)
-        sigma_p = np.asarray(r.varied.get("sigma_p", [r.config.sigma_p] * len(losses)))
-        for loss, sp in zip(losses, sigma_p):
-            snr = round(r.config.replace(sigma_p=float(sp)).snr, 12)
-            rows.setdefault(r.config.optimizer, {}).setdefault(snr, []).append(loss)
-    table = {}
-    for opt, by_snr in rows.items():
+        loss = np.atleast_2d(r.history["test_loss"])[:, -1]  # (replicas,)
+        error = np.atleast_2d(r.history["test_error"])[:, -1]
+        yield from zip(r.configs, loss, error)
+
+
+def _data_quality_table(results: list[Result]) -> list[SNRCurve]:
+    """One SNRCurve per (optimizer, lr, steps), from saved or fresh runs (single runs,
+    batches over seeds, or batches that vary sigma_p); replicas are grouped by SNR."""
+    rows: dict[tuple, dict[float, list]] = {}
+    first: dict[tuple, Config] = {}
+    for config, loss, error in _final_tests(results):
+        key = (config.optimizer, config.lr, config.steps)
+        first.setdefault(key, config)
+        rows.setdefault(key, {}).setdefault(round(config.snr, 12), []).append((loss, error))
+    curves = []
+    for key, by_snr in rows.items():
         snrs = sorted(by_snr)
         width = min(len(by_snr[s]) for s in snrs)
-        table[opt] = (np.array(snrs), np.array([by_snr[s][:width] for s in snrs]))
-    return table
+        values = np.array([by_snr[s][:width] for s in snrs])  # (k, seeds, 2)
+        curves.append(SNRCurve(first[key], np.array(snrs), values[..., 0], values[..., 1]))
+    return curves
 
 
 def build(name: str, results: list[Result]):
-    """The Figure of ``name`` from its runs (as ``runs_for`` returns them, or loaded)."""
+    """The Figure of ``name`` from its runs (as ``runs_for`` returns them, or loaded): fig1
+    and fig2 two columns wide (7.0 in), data-quality one column (3.4 in)."""
     from . import plotting
 
     if name == "fig1":
@@ -95,13 +114,17 @@ def build(name: str, results: list[Result]):
 
 
 def save_figure(fig, out_dir: Path, name: str, *, overwrite: bool = False) -> list[Path]:
-    """Write ``name``.png and ``name``.pdf into ``out_dir``; refuses to replace either file
-    unless ``overwrite``."""
+    """Write ``name``.png (150 dpi) and ``name``.pdf (TrueType fonts) into ``out_dir``, in
+    signsim's style (``plotting.paper_style``); refuses to replace either file unless
+    ``overwrite``."""
+    from .plotting import paper_style
+
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = [out_dir / f"{name}.png", out_dir / f"{name}.pdf"]
     existing = [str(p) for p in paths if p.exists()]
     if existing and not overwrite:
         raise FileExistsError(f"{', '.join(existing)} exist(s); pass --force to replace")
-    fig.savefig(paths[0], dpi=150)
-    fig.savefig(paths[1])
+    with paper_style():
+        fig.savefig(paths[0], dpi=150)
+        fig.savefig(paths[1])
     return paths

@@ -1,27 +1,81 @@
-"""Figures of the stage transitions and the optimizer comparisons (matplotlib, imported here
-only). Helpers take an ``ax`` and return what they drew; figure builders return a Figure and
-never call ``show()``.
+"""Figures of the stage transitions and the optimizer comparisons, sized and styled for a
+paper. This module imports matplotlib (``import signsim`` does not import this module).
+
+Helpers take an ``ax`` and return what they drew; figure builders return a Figure and never
+call ``show()``. Each builder draws inside ``paper_style()`` (the package's
+``signsim.mplstyle``: TrueType fonts in PDF and PostScript, text of at least 7 pt, thin lines)
+and returns a ``PaperFigure``, whose ``savefig`` applies the same style, so a saved PDF embeds
+TrueType fonts whatever your rcParams say. Your global rcParams are never changed.
+Widths are those of a paper: ``ONE_COLUMN`` (3.4 in) or ``TWO_COLUMNS`` (7.0 in).
 """
 
 from __future__ import annotations
 
+import math
+from importlib import resources
+
+import matplotlib.style
 import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import NullLocator
 
 from . import stages as _stages
 from .tracker import TEST_NAMES
 
-__all__ = ["plot_quantity", "shade_stages", "stage_figure", "optimizer_figure",
-           "data_quality_figure", "STAGE_COLORS"]
+__all__ = ["ONE_COLUMN", "STAGE_COLORS", "TWO_COLUMNS", "PaperFigure", "data_quality_figure",
+           "not_reached", "optimizer_figure", "paper_style", "plot_quantity", "shade_stages",
+           "stage_figure", "stage_spans", "style_path"]
 
+ONE_COLUMN, TWO_COLUMNS = 3.4, 7.0  # figure widths in inches
 STAGE_COLORS = ("#e8eef7", "#eaf4e6", "#fbf1dc", "#f6e4e4")  # I, II, III, IV
 _COLORS = ("tab:blue", "tab:purple", "tab:green", "tab:orange", "tab:red", "tab:brown")
+_TEST_COLORS = ("#6baed6", "#c994c7", "#74c476", "#fdae6b", "#fc9272", "#c49c94")  # lighter
 _STAGE_NAMES = ("I", "II", "III", "IV")
+_LABEL_BOX = {"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 0.6}
+_TEST_STYLES = ("--", "-.", (0, (1, 1)), (0, (5, 1, 1, 1, 1, 1)))  # one per run
+_STEP_LABEL = "step $t$ (linear to 10, then logarithmic)"
+
+
+def style_path() -> str:
+    """Path of the package's matplotlib style file, ``signsim.mplstyle``."""
+    return str(resources.files(__package__).joinpath("signsim.mplstyle"))
+
+
+def paper_style():
+    """A context manager in which signsim's style applies (``matplotlib.style.context``);
+    the rcParams in force before it are restored on exit."""
+    return matplotlib.style.context(style_path())
+
+
+class PaperFigure(Figure):
+    """A Figure whose ``savefig`` runs inside ``paper_style()``: fonts are embedded as
+    TrueType when the file is written, whatever the rcParams outside say."""
+
+    def savefig(self, *args, **kwargs):
+        with paper_style():
+            return super().savefig(*args, **kwargs)
 
 
 def _plt():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _subplots(nrows, ncols, width, height, **kw):
+    """A PaperFigure of ``width`` x ``height`` inches with a grid of axes."""
+    return _plt().subplots(nrows, ncols, figsize=(width, height), FigureClass=PaperFigure,
+                           layout="constrained", **kw)
+
+
+def _tex(x: float) -> str:
+    """``x`` for mathtext: 10^{k} for a power of ten outside [0.01, 1000], else %g."""
+    if x > 0:
+        k = math.log10(x)
+        if k == round(k) and not -2 <= k <= 3:
+            return f"10^{{{round(k)}}}"
+    return f"{x:g}"
 
 
 def _steps_for(result, name):
@@ -54,183 +108,300 @@ def plot_quantity(result, name: str, *, ax=None, index=(), band=(10, 90), label=
     return ax.plot(steps, data.reshape(len(steps), -1), label=label, **line_kw)
 
 
-def shade_stages(ax, report, *, t_max=None, labels=True):
-    """Shade the stages of ``report`` (a StageReport): I = [0, T1], II = [T1, T2],
-    III = [T2, T3], IV = [T3, end]; mark T1-T4 with dashed lines (T4: the Stage IV flips are
-    done) and label stages and boundaries."""
-    t_max = ax.get_xlim()[1] if t_max is None else t_max
-    T = [getattr(report, k) for k in ("T1", "T2", "T3", "T4")]
-    starts = [0, T[0], T[1], T[2]]
-    artists = []
-    for k in range(4):
-        start = starts[k]
+# ------------------------------------------------------------------ stages
+
+
+def stage_spans(report, t_max) -> list[tuple[str, float, float]]:
+    """(stage, start, end) of each stage ``report`` reached, up to ``t_max``.
+
+    Stage I opens at 0, II at T1, III at T2, IV at T3. A stage is reached only when its
+    opening boundary and every earlier one were (a boundary that was not reached is None),
+    so a run without T2 has no Stage III or IV even where a later condition holds; a
+    stage whose closing boundary was not reached runs to ``t_max``.
+    """
+    opens = (0, report.T1, report.T2, report.T3)
+    spans = []
+    for k, name in enumerate(_STAGE_NAMES):
+        start = opens[k]
         if start is None or start >= t_max:
-            continue
-        end = next((b for b in T[k:3] if b is not None), t_max) if k < 3 else t_max
-        end = min(end, t_max)
-        artists.append(ax.axvspan(start, end, color=STAGE_COLORS[k], zorder=0, linewidth=0))
+            break
+        end = opens[k + 1] if k < 3 else None
+        spans.append((name, start, t_max if end is None else min(end, t_max)))
+    return spans
+
+
+def not_reached(report) -> str:
+    """The boundaries ``report`` did not reach, as mathtext ("$T_2$, $T_4$ not reached"),
+    or "" when it reached all four."""
+    missing = [f"$T_{k}$" for k, b in enumerate(report.as_dict().values(), start=1)
+               if b is None]
+    return f"{', '.join(missing)} not reached" if missing else ""
+
+
+def shade_stages(ax, report, *, t_max=None, labels=True):
+    """Shade the stages ``report`` (a StageReport) reached: I = [0, T1], II = [T1, T2],
+    III = [T2, T3], IV = [T3, end] (``stage_spans``; no shading for a stage that was not
+    reached). Mark every boundary found with a dashed line (T4: the Stage IV flips are
+    done) and, with ``labels``, name the stages and the boundaries. Each span's gid is
+    "stage I" ... "stage IV". Returns the artists."""
+    t_max = ax.get_xlim()[1] if t_max is None else t_max
+    artists = []
+    for name, start, end in stage_spans(report, t_max):
+        span = ax.axvspan(start, end, color=STAGE_COLORS[_STAGE_NAMES.index(name)], zorder=0,
+                          linewidth=0)
+        span.set_gid(f"stage {name}")
+        artists.append(span)
         if labels and end > start:
             linear = ax.get_xscale() == "linear"
             mid = (start + end) / 2 if linear else np.sqrt(max(start, 1.0) * end)
-            artists.append(ax.text(mid, 0.985, _STAGE_NAMES[k], transform=ax.get_xaxis_transform(),
-                                   ha="center", va="top", fontsize=8, color="0.3"))
-    for k, b in enumerate(T, start=1):
+            artists.append(ax.text(mid, 0.985, name, transform=ax.get_xaxis_transform(),
+                                   ha="center", va="top", fontsize=7, color="0.3"))
+    for k, b in enumerate(report.as_dict().values(), start=1):
         if b is not None and b <= t_max:
-            artists.append(ax.axvline(b, color="0.45", linestyle="--", linewidth=0.8, zorder=1))
+            artists.append(ax.axvline(b, color="0.45", linestyle="--", linewidth=0.6, zorder=1))
             if labels:
-                artists.append(ax.text(b, 0.015, f" T{k}", transform=ax.get_xaxis_transform(),
-                                       ha="left", va="bottom", fontsize=7, color="0.3"))
+                artists.append(ax.text(b, 0.015, f"$T_{k}$", transform=ax.get_xaxis_transform(),
+                                       ha="left", va="bottom", fontsize=7, color="0.3",
+                                       zorder=4, bbox=_LABEL_BOX))
     return artists
 
 
 def _symlog_steps(ax, t_max):
     ax.set_xscale("symlog", linthresh=10, linscale=0.6)
     ax.set_xlim(0, t_max)
-    ax.set_xlabel("step t (linear to 10, then logarithmic)")
+    ax.set_xlabel(_STEP_LABEL)
+
+
+def _label(config) -> str:
+    """How the optimizer of a Config calls itself (its declared label, else its name)."""
+    from .optim import from_config
+
+    return from_config(config).label or config.optimizer
+
+
+# ------------------------------------------------------------------ fig1
+
+
+def _early_key_noise(ax, result, rows):
+    """Panel (a): key noise of every (neuron, sample) over the first steps."""
+    steps = result.steps[rows]
+    ax.plot(steps, result.history["key_noise"][rows].reshape(rows.sum(), -1),
+            color="tab:orange", linewidth=0.5, alpha=0.6)
+    ax.set_title("(a) Stage I: key noise, first steps")
+    ax.set_xlabel("step $t$")
+    ax.set_ylabel(r"key noise $\langle w_{K,s}, y_i\xi_i\rangle$")
+
+
+def _early_value_noise(ax, result, rows):
+    """Panel (b): mean value noise of every sample with R1's slope from its start."""
+    tt, lr = result.steps[rows], result.config.lr
+    mvn = result.history["mean_value_noise"][rows]
+    ax.plot(tt, mvn, color="tab:green", linewidth=0.8, alpha=0.8)
+    ax.plot(tt, mvn[0][None, :] + 2 * lr * result.dataset.noise_l1[None, :] * tt[:, None],
+            color="black", linestyle=":", linewidth=0.8)
+    ax.plot([], [], color="tab:green", label="simulated, one line per sample")
+    ax.plot([], [], color="black", linestyle=":", label=r"R1: slope $2\,\mathrm{lr}\,\|\xi_i\|_1$")
+    ax.legend(loc="upper left")
+    ax.set_title("(b) Stage I: mean value noise, first steps")
+    ax.set_xlabel("step $t$")
+    ax.set_ylabel(r"mean value noise $\langle v, y_i\xi_i\rangle$")
+
+
+def _attention(ax, result):
+    """Panel (c): s11 and s21 of every sample over the whole run."""
+    att, steps = result.history["attention"], result.steps
+    ax.plot(steps, att[:, :, 0, 0], color="tab:blue", linewidth=0.5, alpha=0.5)
+    ax.plot(steps, att[:, :, 1, 0], color="tab:red", linewidth=0.5, alpha=0.5)
+    ax.plot([], [], color="tab:blue", label="$s_{11}$: signal query, signal key")
+    ax.plot([], [], color="tab:red", label="$s_{21}$: noise query, signal key")
+    ax.legend(loc="upper right", bbox_to_anchor=(1.0, 0.9))
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylabel("attention on the signal key")
+    ax.set_title("(c) attention, every sample")
+
+
+def _split_row(result, report, split_step):
+    """The step at which noise is split by sign (default T3, else the last) and its row."""
+    steps = result.steps
+    split = split_step if split_step is not None else (
+        report.T3 if report.T3 is not None else int(steps[-1]))
+    return split, int(np.searchsorted(steps, split))
+
+
+def _neuron(ax, result, report, neuron, split_step):
+    """Panel (d): query and key noise of one neuron, solid or dotted by their sign at the
+    split step, and its query signal."""
+    h, steps, cfg = result.history, result.steps, result.config
+    split, row = _split_row(result, report, split_step)
+    qn, kn = h["query_noise"][:, neuron], h["key_noise"][:, neuron]  # (T, n)
+    pos = qn[row] * np.sign(h["query_signal"][row, neuron]) > 0
+    s = neuron
+    for data, color, w in ((qn, "tab:blue", "Q"), (kn, "tab:orange", "K")):
+        ax.plot(steps, data[:, pos], color=color, linewidth=0.6, alpha=0.7)
+        ax.plot(steps, data[:, ~pos], color=color, linewidth=0.8, alpha=0.7, linestyle=":")
+        ax.plot([], [], color=color, label=rf"$\langle w_{{{w},{s}}}, y_i\xi_i\rangle$")
+    ax.plot(steps, h["query_signal"][:, neuron] / cfg.mu_norm * 10, color="black",
+            linewidth=1.3, label=rf"$10\,\langle w_{{Q,{s}}}, \mu\rangle/\|\mu\|$")
+    ax.plot([], [], color="0.3", label=f"solid: query-signal sign at $t={split}$")
+    ax.plot([], [], color="0.3", linestyle=":", label="dotted: opposite sign")
+    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 0.06), ncol=2)
+    ax.set_ylabel(f"neuron $s={neuron}$")
+    ax.set_title(f"(d) query and key noise, query signal of neuron $s={neuron}$")
+
+
+def _stage_title(cfg, report) -> str:
+    bounds = ", ".join(f"$T_{k}={v}$" for k, v in enumerate(report.as_dict().values(), 1)
+                       if v is not None)
+    missing = not_reached(report)
+    found = "; ".join(x for x in (bounds, missing) if x)
+    return (rf"Stages of {_label(cfg)} training ($n={cfg.n}$, $d={_tex(cfg.d)}$, $s={cfg.s}$, "
+            rf"$\mathrm{{lr}}={_tex(cfg.lr)}$, $\sigma_0={_tex(cfg.sigma_0)}$): {found}")
 
 
 def stage_figure(result, *, early=2, split_step=None, neuron=0, report=None):
-    """The four-panel stage figure of one run (spec section 7).
+    """The four-panel stage figure of one run (spec section 7), two columns wide (7.0 in).
 
     (a) key noise and (b) mean value noise over steps 0..``early`` with the R1 slope
     2 lr ||xi_i||_1 as the theory line; (c) s11 and s21 over the whole run; (d) query noise,
     key noise and query signal of one neuron over the whole run, the noise curves solid or
     dotted by their sign at ``split_step`` (default: T3, else the last step). Every panel is
-    shaded by the stages ``stages.detect`` finds.
+    shaded by the stages ``stages.detect`` finds (those reached only).
     """
-    plt = _plt()
     if result.seeds is not None:
         raise ValueError("stage_figure takes a single run; pick one replica of a batched result")
-    h, cfg = result.history, result.config
     report = report or _stages.detect(result)
-    steps = result.steps
-    t_max = int(steps[-1])
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5), constrained_layout=True)
-    (ax_a, ax_b), (ax_c, ax_d) = axes
-    early_rows = steps <= early
-
-    # (a) key noise, early steps
-    ax_a.plot(steps[early_rows], h["key_noise"][early_rows].reshape(early_rows.sum(), -1),
-              color="tab:orange", linewidth=0.7, alpha=0.6)
-    ax_a.set_title("(a) key noise $\\langle w_{K,s}, y_i\\xi_i\\rangle$, first steps")
-    ax_a.set_xlabel("step t")
-    ax_a.set_ylabel("key noise")
-
-    # (b) mean value noise, early steps, with R1's slope from each sample's start
-    l1 = result.dataset.noise_l1
-    tt = steps[early_rows]
-    mvn = h["mean_value_noise"][early_rows]
-    ax_b.plot(tt, mvn, color="tab:green", linewidth=1.0, alpha=0.8)
-    theory = mvn[0][None, :] + 2 * cfg.lr * l1[None, :] * tt[:, None]
-    ax_b.plot(tt, theory, color="black", linestyle=":", linewidth=1.0)
-    ax_b.plot([], [], color="tab:green", label="simulated, one line per sample")
-    ax_b.plot([], [], color="black", linestyle=":", label="R1: slope $2\\,lr\\,\\|\\xi_i\\|_1$")
-    ax_b.legend(loc="upper left", fontsize=8)
-    ax_b.set_title("(b) mean value noise $\\langle v, y_i\\xi_i\\rangle$, first steps")
-    ax_b.set_xlabel("step t")
-    ax_b.set_ylabel("mean value noise")
-    for ax in (ax_a, ax_b):
-        ax.set_xlim(0, early)
-        shade_stages(ax, report, t_max=early)
-
-    # (c) attention by role over the run
-    att = h["attention"]
-    ax_c.plot(steps, att[:, :, 0, 0], color="tab:blue", linewidth=0.6, alpha=0.5)
-    ax_c.plot(steps, att[:, :, 1, 0], color="tab:red", linewidth=0.6, alpha=0.5)
-    ax_c.plot([], [], color="tab:blue", label="$s_{11}$: signal query on signal key")
-    ax_c.plot([], [], color="tab:red", label="$s_{21}$: noise query on signal key")
-    ax_c.legend(loc="upper right", bbox_to_anchor=(1.0, 0.92), fontsize=8)
-    ax_c.set_ylim(-0.02, 1.02)
-    ax_c.set_ylabel("attention")
-    ax_c.set_title("(c) attention on the signal key, every sample")
-
-    # (d) query/key noise of one neuron split by sign at split_step, and its query signal
-    split = split_step if split_step is not None else (report.T3 if report.T3 is not None else t_max)
-    row = int(np.searchsorted(steps, split))
-    qn, kn = h["query_noise"][:, neuron], h["key_noise"][:, neuron]  # (T, n)
-    pos = qn[row] * np.sign(h["query_signal"][row, neuron]) > 0
-    for data, color, name in ((qn, "tab:blue", "query"), (kn, "tab:orange", "key")):
-        ax_d.plot(steps, data[:, pos], color=color, linewidth=0.7, alpha=0.7)
-        ax_d.plot(steps, data[:, ~pos], color=color, linewidth=0.9, alpha=0.7, linestyle=":")
-        ax_d.plot([], [], color=color, label=f"{name} noise")
-    ax_d.plot(steps, h["query_signal"][:, neuron] / cfg.mu_norm * 10, color="black", linewidth=1.6,
-              label="query signal x 10 / mu_norm")
-    ax_d.plot([], [], color="0.3", label=f"solid: sign of query signal at t={split}")
-    ax_d.plot([], [], color="0.3", linestyle=":", label="dotted: opposite sign (negative noise)")
-    ax_d.legend(loc="lower left", bbox_to_anchor=(0.0, 0.06), fontsize=7, ncol=2)
-    ax_d.set_ylabel(f"neuron s={neuron}")
-    ax_d.set_title(f"(d) query and key noise, query signal of neuron {neuron}")
-    for ax in (ax_c, ax_d):
-        _symlog_steps(ax, t_max)
-        shade_stages(ax, report, t_max=t_max)
-
-    bounds = ", ".join(f"{k}={v}" for k, v in report.as_dict().items())
-    fig.suptitle(f"Stages of {cfg.optimizer} training (n={cfg.n}, d={cfg.d}, s={cfg.s}, "
-                 f"lr={cfg.lr:g}, sigma_0={cfg.sigma_0:g}); detected {bounds}", fontsize=10)
+    t_max = int(result.steps[-1])
+    with paper_style():
+        fig, axes = _subplots(2, 2, TWO_COLUMNS, 5.0)
+        (ax_a, ax_b), (ax_c, ax_d) = axes
+        rows = result.steps <= early
+        _early_key_noise(ax_a, result, rows)
+        _early_value_noise(ax_b, result, rows)
+        for ax in (ax_a, ax_b):
+            ax.set_xlim(0, early)
+            shade_stages(ax, report, t_max=early)
+        _attention(ax_c, result)
+        _neuron(ax_d, result, report, neuron, split_step)
+        for ax in (ax_c, ax_d):
+            _symlog_steps(ax, t_max)
+            shade_stages(ax, report, t_max=t_max)
+        fig.suptitle(_stage_title(result.config, report))
     return fig
 
 
-def _label(result) -> str:
-    """How the optimizer of a run calls itself (its declared label, else its name)."""
-    from .optim import from_config
+# ------------------------------------------------------------------ fig2
 
-    return from_config(result.config).label or result.config.optimizer
+
+def _query_noise_panel(ax, result, neuron, letter):
+    """One optimizer's query noise of one neuron, split by sign at T3 (else the last step);
+    the title counts the noise of opposite sign there and at the end."""
+    h, steps = result.history, result.steps
+    report = _stages.detect(result)
+    split, row = _split_row(result, report, None)
+    qn = h["query_noise"][:, neuron]  # (T, n)
+    neg = qn[row] * np.sign(h["query_signal"][row, neuron]) < 0
+    left = qn[-1] * np.sign(h["query_signal"][-1, neuron]) < 0
+    ax.plot(steps, qn[:, ~neg], color="tab:blue", linewidth=0.6)
+    ax.plot(steps, qn[:, neg], color="tab:red", linewidth=0.8, linestyle=":")
+    head = f"({letter}) {_label(result.config)}, neuron $s={neuron}$"
+    missing = not_reached(report)
+    counts = f"{int(neg.sum())} opposite at $t={split}$, {int((neg & left).sum())} at the end"
+    ax.set_title(f"{head} ({missing})\n{counts}" if missing else f"{head}\n{counts}")
+    ax.set_ylabel(rf"query noise $\langle w_{{Q,{neuron}}}, y_i\xi_i\rangle$")
+    _symlog_steps(ax, int(steps[-1]))
+    shade_stages(ax, report)
+
+
+def _sign_legend(fig):
+    """One legend for the sign split of panels (a) and (b), below the figure."""
+    handles = [Line2D([], [], color="tab:blue", linewidth=0.8),
+               Line2D([], [], color="tab:red", linewidth=0.8, linestyle=":")]
+    solid = ("(a), (b) solid: query noise with its neuron's query-signal sign at $T_3$ "
+             "(at the last step if $T_3$ is not reached)")
+    labels = [solid, "dotted: the opposite sign"]
+    return fig.legend(handles, labels, loc="outside lower center", ncol=2)
+
+
+def _loss_panel(ax, results):
+    """Train loss (solid) and test loss (a lighter colour, dashed for the first run and
+    dash-dotted for the second) of each run, on a log scale."""
+    for result, color, light, dashes in zip(results, _COLORS, _TEST_COLORS, _TEST_STYLES):
+        name = _label(result.config)
+        ax.semilogy(result.steps, result.history["train_loss"], color=color,
+                    label=f"{name} train")
+        ax.semilogy(result.test_steps, result.history["test_loss"], color=light,
+                    linestyle=dashes, linewidth=1.2, label=f"{name} test")
+    ax.set_xlabel("step $t$")
+    ax.set_ylabel("loss (log scale)")
+    ax.set_title("(c) train and test loss")
+    ax.legend(loc="center right")
 
 
 def optimizer_figure(first, second, *, neuron=0):
     """Query-noise dynamics of one neuron under two optimizers side by side (SignGD, then
-    Adam, in fig2), and the training loss of both on a log scale (spec sections 8-9)."""
-    plt = _plt()
-    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2), constrained_layout=True)
-    for ax, result in ((axes[0], first), (axes[1], second)):
-        name = _label(result)
-        h, steps = result.history, result.steps
-        report = _stages.detect(result)
-        split = report.T3 if report.T3 is not None else int(steps[-1])
-        row = int(np.searchsorted(steps, split))
-        qn = h["query_noise"][:, neuron]  # (T, n)
-        neg = qn[row] * np.sign(h["query_signal"][row, neuron]) < 0
-        left = qn[-1] * np.sign(h["query_signal"][-1, neuron]) < 0
-        ax.plot(steps, qn[:, ~neg], color="tab:blue", linewidth=0.7)
-        ax.plot(steps, qn[:, neg], color="tab:red", linewidth=0.9, linestyle=":")
-        ax.plot([], [], color="tab:blue", label=f"shares the query-signal sign at t={split}")
-        ax.plot([], [], color="tab:red", linestyle=":", label="opposes it (negative noise)")
-        ax.set_title(f"{name}, neuron {neuron}: {int(neg.sum())} negative at t={split}, "
-                     f"{int((neg & left).sum())} still negative at the end", fontsize=10)
-        ax.set_ylabel("query noise")
-        ax.legend(loc="lower left", bbox_to_anchor=(0.0, 0.06), fontsize=8)
-        _symlog_steps(ax, int(steps[-1]))
-        shade_stages(ax, report)
-    ax = axes[2]
-    for result, color in ((first, "tab:blue"), (second, "tab:purple")):
-        name = _label(result)
-        ax.semilogy(result.steps, result.history["train_loss"], color=color, label=f"{name} train")
-        ax.semilogy(result.test_steps, result.history["test_loss"], color=color, linestyle="--",
-                    label=f"{name} test")
-    ax.set_xlabel("step t")
-    ax.set_ylabel("loss (log scale)")
-    ax.set_title("training loss: linear rate (SignGD) vs sublinear (Adam)", fontsize=10)
-    ax.legend(fontsize=8)
+    Adam, in fig2), and the train and test loss of both on a log scale (spec sections 8-9).
+    Two columns wide (7.0 in); panels (a), (b), (c)."""
+    with paper_style():
+        fig, axes = _subplots(1, 3, TWO_COLUMNS, 2.9, width_ratios=(1.15, 1.15, 1))
+        for ax, result, letter in ((axes[0], first, "a"), (axes[1], second, "b")):
+            _query_noise_panel(ax, result, neuron, letter)
+        _loss_panel(axes[2], (first, second))
+        _sign_legend(fig)
     return fig
 
 
-def data_quality_figure(table: dict, *, band=(0, 100)):
-    """Test loss against SNR for each optimizer (spec section 9), the median over seeds with
-    a band between the ``band`` percentiles (default: min to max).
+# ------------------------------------------------------------------ data quality
 
-    ``table`` maps optimizer name -> (snrs of shape (k,), test losses of shape (k, seeds)).
-    """
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6.2, 4.2), constrained_layout=True)
-    for (name, (snrs, losses)), color in zip(table.items(), _COLORS):
-        losses = np.asarray(losses)
-        ax.plot(snrs, np.median(losses, axis=1), marker="o", color=color, label=name)
-        lo, hi = np.percentile(losses, band, axis=1)
-        ax.fill_between(snrs, lo, hi, color=color, alpha=0.2, linewidth=0)
+
+def _snr_axis(ax, snrs):
+    """A log2 SNR axis ticked in plain numbers (0.25, 0.5, 1, 2, 4, 8) at the powers of two
+    that span the SNRs drawn, and at those SNRs."""
+    drawn = {float(x) for c in snrs for x in c}
+    ticks = set(drawn)
+    if drawn:
+        lo, hi = math.floor(math.log2(min(drawn))), math.ceil(math.log2(max(drawn)))
+        ticks |= {2.0 ** k for k in range(lo, hi + 1)}
+    ticks = sorted(ticks)
     ax.set_xscale("log", base=2)
-    ax.set_xlabel("SNR = mu_norm / (sigma_p sqrt(s))")
-    ax.set_ylabel("test loss after training")
-    ax.set_title("Data quality: sign-based optimizers need cleaner data", fontsize=10)
-    ax.legend(loc="center", bbox_to_anchor=(0.45, 0.72), title=f"median, band: {band[0]}-{band[1]} percentile over seeds", fontsize=8,
-              title_fontsize=8)
+    ax.set_xticks(ticks, labels=[f"{x:g}" for x in ticks])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlabel(r"SNR $= \|\mu\| / (\sigma_p \sqrt{s})$")
+
+
+def _horizon(config) -> str:
+    return rf"{_label(config)}: $\mathrm{{lr}}={_tex(config.lr)}$, {config.steps} steps"
+
+
+def _band_title(curves, band) -> str:
+    seeds = min((np.shape(c.test_loss)[1] for c in curves), default=0)
+    spread = "min to max" if tuple(band) == (0, 100) else f"{band[0]}-{band[1]} percentile"
+    return f"after training; median over {seeds} seeds, band: {spread}"
+
+
+def data_quality_figure(curves, *, band=(0, 100)):
+    """Test loss (a) and test error (b) after training against SNR, one line per optimizer
+    (spec section 9): the median over seeds with a band between the ``band`` percentiles
+    (default: min to max). One column wide (3.4 in); the legend, below the panels, names each
+    optimizer's training horizon (lr and steps).
+
+    Parameters
+    ----------
+    curves : sequence of figures.SNRCurve
+        Each with ``config`` (the optimizer, lr and steps of the line), ``snrs`` of shape
+        (k,), ``test_loss`` and ``test_error`` of shape (k, seeds).
+    """
+    with paper_style():
+        fig, (ax_l, ax_e) = _subplots(1, 2, ONE_COLUMN, 2.9)
+        for curve, color in zip(curves, _COLORS):
+            for ax, values in ((ax_l, curve.test_loss), (ax_e, curve.test_error)):
+                values = np.asarray(values)
+                ax.plot(curve.snrs, np.median(values, axis=1), marker="o", color=color,
+                        label=_horizon(curve.config) if ax is ax_l else None)
+                lo, hi = np.percentile(values, band, axis=1)
+                ax.fill_between(curve.snrs, lo, hi, color=color, alpha=0.2, linewidth=0)
+        for ax, name, letter in ((ax_l, "test loss", "a"), (ax_e, "test error", "b")):
+            _snr_axis(ax, [c.snrs for c in curves])
+            ax.set_ylabel(name)
+            ax.set_title(f"({letter}) {name}")
+        fig.legend(loc="outside lower center", title=_band_title(curves, band))
     return fig
