@@ -25,7 +25,37 @@ STEP, LAYOUTS, TESTSET = ("signsim/kernels/fast/step.py", "signsim/kernels/fast/
                           "signsim/kernels/fast/testset.py")
 RECORDS, SUPPORT = "signsim/kernels/fast/records.py", "signsim/kernels/fast/support.py"
 
+EXACT = "signsim/kernels/fast/exact.py"
+
 MUTANTS = {
+    "exact-float-attention-fast": ("fast kernel, exact arithmetic: log attention taken from the "
+                                   "float64 attention (underflows to -inf)", EXACT,
+                                   "    log_S = log_attention(fw.at)\n    log_a",
+                                   "    log_S = np.log(fw.at.S)\n    log_a"),
+    "exact-float-attention-dense": ("dense reference, exact arithmetic: log S from the float64 "
+                                    "softmax (underflows to -inf)", "signsim/loggrads.py",
+                                    "    log_S = log_softmax(fw.z, axis=-1)  # (n, l, b)",
+                                    "    log_S = np.log(fw.S)  # (n, l, b)"),
+    "exact-float-loss-derivative": ("fast kernel, exact arithmetic: log|l'| from the float64 l' "
+                                    "(underflows once the margin passes 745)", EXACT,
+                                    "    log_a = -np.logaddexp(0.0, fw.margin)\n",
+                                    "    log_a = np.log(-fw.lp)\n"),
+    "exact-no-guard": ("fast kernel, exact arithmetic: the scaled form trusted where it cannot "
+                       "vouch for a sign (no fallback to the full log form)", EXACT,
+                       "TINY = 2.0 ** -1000", "TINY = 0.0"),
+    "exact-adam-v-bias": ("Adam's log form without the bias correction of v (E21)",
+                          "signsim/optim.py",
+                          "log_sqrt_v_hat = 0.5 * (vl - _log(1.0 - beta2**t))",
+                          "log_sqrt_v_hat = 0.5 * vl"),
+    "exact-rules-from-float": ("theory.exact_rule_predictions: E^Q from the float64 attention "
+                               "products (the R3/R5 signs decided by underflow)", "signsim/theory.py",
+                               "sEQ, lEQ = signed_add(s_q, log_s11_s12 + l_q, s_Q, log_s21_s22 + l_Q)",
+                               "sEQ, lEQ = split(np.exp(log_s11_s12) * h['query_signal'][:, None]"
+                               " + np.exp(log_s21_s22) * h['query_noise'])"),
+    "exact-dense-patch-order": ("dense reference, exact arithmetic: a patch entry's sign dropped "
+                                "(|X| instead of X)", "signsim/loggrads.py",
+                                "    sign, log = split(X[i, k, l])",
+                                "    sign, log = split(np.abs(X[i, k, l]))"),
     "sign0": ("SignGD with sign(0) = 1 (E20)", "signsim/optim.py",
               "-lr * np.sign(g)", "-lr * np.where(g == 0, 1.0, np.sign(g))"),
     "adam-bias": ("Adam without bias correction (E21)", "signsim/optim.py",
@@ -41,10 +71,10 @@ MUTANTS = {
                            "e = np.exp(z - z.max(axis=-1, keepdims=True))\n    return e / e.sum(axis=-1, keepdims=True)",
                            "e = np.exp(z - z.max(axis=-2, keepdims=True))\n    return e / e.sum(axis=-2, keepdims=True)"),
     "softmax-axis-fast": ("fast kernel: softmax over queries instead of keys (E10)", STEP,
-                          "np.subtract(z12, z11, out=S[0])\n    np.negative(S[0], out=S[1])\n"
-                          "    np.subtract(z22, z21, out=S[2])\n    np.negative(S[2], out=S[3])",
-                          "np.subtract(z21, z11, out=S[0])\n    np.negative(S[0], out=S[2])\n"
-                          "    np.subtract(z22, z12, out=S[1])\n    np.negative(S[1], out=S[3])"),
+                          "np.subtract(z12, z11, out=gap[0])\n    np.negative(gap[0], out=gap[1])\n"
+                          "    np.subtract(z22, z21, out=gap[2])\n    np.negative(gap[2], out=gap[3])",
+                          "np.subtract(z21, z11, out=gap[0])\n    np.negative(gap[0], out=gap[2])\n"
+                          "    np.subtract(z22, z12, out=gap[1])\n    np.negative(gap[1], out=gap[3])"),
     "value-1/m_v-dense": ("dense reference: value gradient without 1/m_v (E19)", "signsim/grads.py",
                           "/ (n * m_v)", "/ n"),
     "value-1/m_v-fast": ("fast kernel: value gradient without 1/m_v (E19)", STEP,

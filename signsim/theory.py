@@ -3,7 +3,9 @@
 - ``time_scales``: the orders of magnitude of the stage boundaries (spec section 7);
 - ``snr``, ``expected_shared_coordinates``: E5 and the overlap of the training supports;
 - ``regime``: which of the assumptions behind the exact rules and the stages a config meets;
-- ``rule_predictions``: the exact one-step SignGD rules R1-R5 applied to a recorded step.
+- ``rule_predictions``: the exact one-step SignGD rules R1-R5 applied to a recorded step
+  (``exact_rule_predictions``: the same with signs no underflow decides, for
+  ``arithmetic="exact"``).
 
 docs/lemmas.md states each claim with its assumptions and the test that checks it.
 """
@@ -20,7 +22,7 @@ from .optim import from_config
 from .tracker import TRAIN_NAMES
 
 __all__ = ["time_scales", "snr", "expected_shared_coordinates", "Assumption", "regime",
-           "Prediction", "rule_predictions", "exclusive_samples"]
+           "Prediction", "rule_predictions", "exact_rule_predictions", "exclusive_samples"]
 
 
 def time_scales(config: Config) -> dict[str, float]:
@@ -126,4 +128,39 @@ def rule_predictions(history: dict, row: int, dataset, config: Config,
         "key_noise": Prediction(h["key_noise"] + lr * l1 * np.sign(r3), own & (e > tiny)),
         "query_signal": Prediction(h["query_signal"] + lr * mu * np.sign(r4), np.abs(r4) > tiny),
         "key_signal": Prediction(h["key_signal"] - lr * mu * np.sign(r5), np.abs(r5) > tiny),
+    }
+
+
+def exact_rule_predictions(history: dict, row: int, dataset, config: Config) -> dict:
+    """R1-R5 as ``rule_predictions``, with the rules' signs taken in sign and log-magnitude
+    form (``signsim.logspace``) from ``log_attention`` and the margins, so that no factor
+    underflows: the rules of exact arithmetic (E20), which hold at every step, however
+    saturated. An entry is exact where the sample's support is its own (R1 noise, R2, R3)
+    and the rule's sign is not an exact 0. Needs ``log_attention``, ``margin`` and the
+    signal and noise quantities recorded at every step."""
+    from .logspace import signed_add, signed_sum, split
+
+    h = {k: history[k][row] for k in ("log_attention", "margin", "mean_value_noise",
+                                      "mean_value_signal", "key_noise", "key_signal",
+                                      "query_noise", "query_signal")}
+    lr, mu, l1 = config.lr, config.mu_norm, dataset.noise_l1
+    own = exclusive_samples(dataset)
+    la = h["log_attention"]  # (n, 2, 2)
+    log_s11_s12, log_s21_s22 = la[:, 0, 0] + la[:, 0, 1], la[:, 1, 0] + la[:, 1, 1]
+    log_lp = -np.logaddexp(0.0, h["margin"])  # log|l'_i|                              (E14)
+    sDV, lDV = split(h["mean_value_noise"] - h["mean_value_signal"])
+    sDK, lDK = split(h["key_noise"] - h["key_signal"][:, None])  # (m_k, n)
+    s_q, l_q = split(h["query_signal"][:, None])
+    s_Q, l_Q = split(h["query_noise"])
+    sEQ, lEQ = signed_add(s_q, log_s11_s12 + l_q, s_Q, log_s21_s22 + l_Q)  # E^Q
+    r2, r3 = sDV * sDK, sDV * sEQ
+    r4, _ = signed_sum(r2, log_lp + log_s11_s12 + lDV + lDK, axis=1)
+    r5, _ = signed_sum(r3, log_lp + lDV + lEQ, axis=1)
+    return {
+        "mean_value_noise": Prediction(h["mean_value_noise"] + 2 * lr * l1, own.copy()),
+        "mean_value_signal": Prediction(h["mean_value_signal"] + 2 * lr * mu, np.array(True)),
+        "query_noise": Prediction(h["query_noise"] + lr * l1 * r2, own & (r2 != 0)),
+        "key_noise": Prediction(h["key_noise"] + lr * l1 * r3, own & (r3 != 0)),
+        "query_signal": Prediction(h["query_signal"] + lr * mu * r4, r4 != 0),
+        "key_signal": Prediction(h["key_signal"] - lr * mu * r5, r5 != 0),
     }

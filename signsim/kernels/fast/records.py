@@ -84,8 +84,9 @@ def train_metrics(arrays: dict, rows: int = 1024) -> None:
     margin, n = arrays["margin"], arrays["margin"].shape[-1]
     for start in range(0, margin.shape[-2], rows):
         part = margin[..., start:start + rows, :]  # (R, rows, n)
-        arrays["train_loss"][..., start:start + rows] = mean_last(loss(part), n)
-        arrays["train_error"][..., start:start + rows] = mean_last(~(part > 0), n)  # NaN: an error
+        if "train_loss" in arrays:  # stored with train_error
+            arrays["train_loss"][..., start:start + rows] = mean_last(loss(part), n)
+            arrays["train_error"][..., start:start + rows] = mean_last(~(part > 0), n)  # NaN: error
         if "log_train_loss" in arrays:
             arrays["log_train_loss"][..., start:start + rows] = log_mean_loss(part)
 
