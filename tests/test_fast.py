@@ -6,8 +6,9 @@ slots instead of d coordinates, v from a shared value update instead of a mean o
 they differ by rounding, about 1e-16 relative per operation (measured worst over these tests:
 ~3e-15 of the largest entry). We require rtol = 1e-9, atol = 1e-12. Under SignGD rounding can
 only matter if a gradient entry is within rounding of 0; with continuous random data and
-runs this short (before attention saturates and factors of the gradient underflow in
-float64) that is never met here (a flipped sign would show as a difference of lr).
+runs this short that is never met here (a flipped sign would show as a difference of lr).
+Runs deep into saturation agree as well in exact arithmetic (tests/test_exact.py); in
+float64 they agree only before factors of the gradient underflow.
 
 Optimizers are taken from the registry (``signsim.optim.available()``), so one registered
 later is tested too.
