@@ -34,8 +34,8 @@ MUTANTS = {
                                    "    log_S = np.log(fw.at.S)\n    log_a"),
     "exact-float-attention-dense": ("dense reference, exact arithmetic: log S from the float64 "
                                     "softmax (underflows to -inf)", "signsim/loggrads.py",
-                                    "    log_S = log_softmax(fw.z, axis=-1)  # (n, l, b)",
-                                    "    log_S = np.log(fw.S)  # (n, l, b)"),
+                                    "    log_S = log_softmax(fw.z, axis=-1)",
+                                    "    log_S = np.log(fw.S)"),
     "exact-float-loss-derivative": ("fast kernel, exact arithmetic: log|l'| from the float64 l' "
                                     "(underflows once the margin passes 745)", EXACT,
                                     "    log_a = -np.logaddexp(0.0, fw.margin)\n",

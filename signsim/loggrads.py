@@ -21,7 +21,7 @@ from scipy.special import log_softmax, logsumexp
 from .logspace import grouped_sum, log_sigmoid, signed_sum, split
 from .model import Forward, Params
 
-__all__ = ["Patches", "patches", "log_gradients", "float_gradients"]
+__all__ = ["Patches", "patches", "log_gradients"]
 
 
 class Patches(NamedTuple):
@@ -58,11 +58,10 @@ def _by_coordinate(sign: np.ndarray, log: np.ndarray, x: Patches):
     return out_sign, out_log
 
 
-def _logit_grad(fw: Forward, y: np.ndarray, log_lprime: np.ndarray):
+def _logit_grad(fw: Forward, y: np.ndarray, log_lprime: np.ndarray, log_S: np.ndarray):
     """G_{i,la} (E16) as (sign, log), (n, L, L) each, with V_a - Vbar_l = sum_b S_lb
-    (V_a - V_b) (as in ``grads.logit_grad``)."""
+    (V_a - V_b) (as in ``grads.logit_grad``); ``log_S`` (n, l, b) is log S."""
     n = len(y)
-    log_S = log_softmax(fw.z, axis=-1)  # (n, l, b)
     dV_sign, dV_log = split(fw.V[:, :, None] - fw.V[:, None, :])  # (n, a, b): V_a - V_b
     term_log = log_S[:, :, None, :] + dV_log[:, None]  # (n, l, a, b): S_lb (V_a - V_b)
     dev_sign, dev_log = signed_sum(np.broadcast_to(dV_sign[:, None], term_log.shape),
@@ -76,7 +75,8 @@ def log_gradients(params: Params, fw: Forward, y: np.ndarray, x: Patches):
     """All gradients of L_S (E16-E19) as two Params, signs and log-magnitudes."""
     margin = y * fw.f
     log_lprime = log_sigmoid(-margin)  # log|l'_i| = log(1 / (1 + e^margin))     (E14)
-    G_sign, G_log = _logit_grad(fw, y, log_lprime)
+    log_S = log_softmax(fw.z, axis=-1)  # log S_{i,la} (n, l, a), never -inf      (E10)
+    G_sign, G_log = _logit_grad(fw, y, log_lprime, log_S)
     K_sign, K_log = split(fw.K)  # (n, m_k, L)
     Q_sign, Q_log = split(fw.Q)
     # A_{i,s,l} = sum_a G_{i,la} k_{s,a}: the coefficient of x_i^(l) in dL/dw_{Q,s}   (E17)
@@ -88,7 +88,7 @@ def log_gradients(params: Params, fw: Forward, y: np.ndarray, x: Patches):
     gK = _by_coordinate(*(np.swapaxes(b, 1, 2) for b in B), x)
     # E19: l'_i y_i sum_l S_{i,la} / (n m_v), the same for every r; j = -1 negated
     n, m_v = len(y), params.W_V.shape[1]
-    col_log = logsumexp(log_softmax(fw.z, axis=-1), axis=1)  # (n, a): log sum_l S_la
+    col_log = logsumexp(log_S, axis=1)  # (n, a): log sum_l S_la
     c_sign = np.broadcast_to((-y)[:, None, None], col_log.shape + (1,))
     c_log = (log_lprime[:, None] + col_log - np.log(n * m_v))[..., None]
     v_sign, v_log = _by_coordinate(c_sign, c_log, x)  # (1, d)
@@ -96,9 +96,4 @@ def log_gradients(params: Params, fw: Forward, y: np.ndarray, x: Patches):
     V_sign = np.broadcast_to(np.stack([v_sign, -v_sign]), shape)
     V_log = np.broadcast_to(np.stack([v_log, v_log]), shape)
     return Params(gQ[0], gK[0], V_sign), Params(gQ[1], gK[1], V_log)
-
-
-def float_gradients(signs: Params, logs: Params) -> Params:
-    """The gradients as float64 numbers (underflowing to 0): for comparisons."""
-    return Params(*(s * np.exp(lg) for s, lg in zip(signs, logs)))
 

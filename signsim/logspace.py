@@ -17,8 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["split", "log_abs", "log_sigmoid", "signed_sum", "signed_add", "grouped_sum",
-           "to_float"]
+__all__ = ["split", "log_abs", "log_sigmoid", "signed_sum", "signed_add", "grouped_sum"]
 
 NEG_INF = -np.inf
 
@@ -87,7 +86,3 @@ def grouped_sum(sign: np.ndarray, log: np.ndarray, starts: np.ndarray):
     ratio = sign * np.exp(log - np.repeat(top, sizes, axis=0))
     return _finish(np.add.reduceat(ratio, starts, axis=0), top)
 
-
-def to_float(sign: np.ndarray, log: np.ndarray) -> np.ndarray:
-    """sign * exp(log) in float64 (0 where it underflows, as float64 would have it)."""
-    return sign * np.exp(log)

@@ -18,6 +18,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .config import Config
+from .logspace import signed_add, signed_sum, split
 from .optim import from_config
 from .tracker import TRAIN_NAMES
 
@@ -138,8 +139,6 @@ def exact_rule_predictions(history: dict, row: int, dataset, config: Config) -> 
     saturated. An entry is exact where the sample's support is its own (R1 noise, R2, R3)
     and the rule's sign is not an exact 0. Needs ``log_attention``, ``margin`` and the
     signal and noise quantities recorded at every step."""
-    from .logspace import signed_add, signed_sum, split
-
     h = {k: history[k][row] for k in ("log_attention", "margin", "mean_value_noise",
                                       "mean_value_signal", "key_noise", "key_signal",
                                       "query_noise", "query_signal")}

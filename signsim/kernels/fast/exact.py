@@ -128,8 +128,7 @@ def scaled_coefficients(k, fw) -> Coefficients | None:
     np.multiply(k.neg_y3, ME, out=P[..., m_k:2 * m_k])  # W_K                      (E18)
     L[..., m_k:2 * m_k] = T[..., None]
     P[..., 2 * m_k], P[..., 2 * m_k + 1] = k.neg_y, y  # (E19): l' y_i < 0 on Delta_+
-    L[..., 2 * m_k] = L[..., 2 * m_k + 1] = (
-        x.log_a - math.log(k.m_v) + np.logaddexp(x.log_S[1], x.log_S[3]))
+    L[..., 2 * m_k] = L[..., 2 * m_k + 1] = _log_value_coefficient(x, k)
     s_mu, l_mu = _log_mu(k)
     sP, sL = np.empty((len(y), rows)), np.empty((len(y), rows))
     sP[:, :m_k], sL[:, :m_k] = -s_mu * totQ, topQ + l_mu
@@ -137,6 +136,12 @@ def scaled_coefficients(k, fw) -> Coefficients | None:
     sP[:, 2 * m_k], sP[:, 2 * m_k + 1] = -s_mu, s_mu  # -mu sum_i a_i (s11 + s21) / m_v
     sL[:, 2 * m_k] = sL[:, 2 * m_k + 1] = _log_value_sum(x, k) + l_mu
     return Coefficients(P, L, sP, sL)
+
+
+def _log_value_coefficient(x: _Sample, k) -> np.ndarray:
+    """log( a_i (s12 + s22) / m_v ) (R, n): the value rows' coefficient on the noise
+    token, l' y_i (s12 + s22) / (n m_v) in size (E19)."""
+    return x.log_a - math.log(k.m_v) + np.logaddexp(x.log_S[1], x.log_S[3])
 
 
 def _log_value_sum(x: _Sample, k) -> np.ndarray:
@@ -162,8 +167,7 @@ def log_coefficients(k, fw) -> Coefficients:
     Cs[..., :m_k], Cl[..., :m_k] = k.neg_y3 * sg * sDK, lg2 + lDK  # W_Q, noise (E17)
     Cs[..., m_k:2 * m_k], Cl[..., m_k:2 * m_k] = k.neg_y3 * sE, lE  # W_K, noise  (E18)
     Cs[..., 2 * m_k], Cs[..., 2 * m_k + 1] = k.neg_y, y  # Delta_+, Delta_-       (E19)
-    Cl[..., 2 * m_k] = Cl[..., 2 * m_k + 1] = (
-        x.log_a - math.log(k.m_v) + np.logaddexp(x.log_S[1], x.log_S[3]))
+    Cl[..., 2 * m_k] = Cl[..., 2 * m_k + 1] = _log_value_coefficient(x, k)
     s_mu, l_mu = _log_mu(k)
     ss, sl = np.empty((len(y), rows)), np.empty((len(y), rows))
     sQ, lQ = signed_sum(sg * sDK, lg1 + lDK, axis=1)
