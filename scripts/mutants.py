@@ -6,6 +6,10 @@ test catches is reported as SURVIVED, and the script exits 1.
 
     python scripts/mutants.py                 # all mutants, prints a Markdown table
     python scripts/mutants.py sign0 adam-bias # some of them
+    SIGNSIM_MUTANT_TESTS=tests/test_sweeps.py python scripts/mutants.py sweep-batch-n
+                                              # against some test files only (a quick
+                                              # check; the table in docs/lemmas.md is the
+                                              # whole suite's)
 """
 
 from __future__ import annotations
@@ -28,6 +32,23 @@ RECORDS, SUPPORT = "signsim/kernels/fast/records.py", "signsim/kernels/fast/supp
 EXACT = "signsim/kernels/fast/exact.py"
 
 MUTANTS = {
+    # --- sweeps (issue 13): signsim/sweeps
+    "sweep-batch-n": ("sweep plan: runs of different n share one batch", "signsim/sweeps/plan.py",
+                      'free = set(VARIABLE) | {"seed"}', 'free = set(VARIABLE) | {"seed", "n"}'),
+    "sweep-resume-recomputes": ("sweep: a resume runs again what the folder already holds",
+                                "signsim/sweeps/__init__.py",
+                                "todo = [j for j in mine if j.key not in records and j.key not in errors]",
+                                "todo = [j for j in mine if j.key not in errors]"),
+    "sweep-other-sweep-accepted": ("sweep folder: a folder holding another sweep is used",
+                                   "signsim/sweeps/store.py", "if found != json.loads(text):",
+                                   "if False:"),
+    "sweep-batch-failure-fails-all": ("sweep: a failing batch fails every run in it (no "
+                                      "one-by-one retry)", "signsim/sweeps/work.py",
+                                      "            parts, errors = _one_by_one(configs, keys, names)",
+                                      "            parts, errors = [], {k: describe_error(exc) for k in keys}"),
+    "phase-mean": ("phase diagram: the mean over seeds where the median is drawn",
+                   "signsim/sweeps/phase.py", "loss[j, i], spread[j, i] = np.median(lo)",
+                   "loss[j, i], spread[j, i] = np.mean(lo)"),
     "exact-float-attention-fast": ("fast kernel, exact arithmetic: log attention taken from the "
                                    "float64 attention (underflows to -inf)", EXACT,
                                    "    log_S = log_attention(fw.at)\n    log_a",
@@ -125,9 +146,10 @@ MUTANTS = {
     "r3-mask-empty": ("theory: the R3 check mask empty (e > 1 instead of e > tiny), so the "
                       "key-noise rule is never checked", "signsim/theory.py",
                       "own & (e > tiny)", "own & (e > 1.0)"),
-    "dq-sigma-mapping": ("data-quality figure: sigma_p = 1/(SNR s) instead of 1/(SNR sqrt(s))",
-                         "signsim/figures.py", "return 1.0 / (snr * np.sqrt(s))",
-                         "return 1.0 / (snr * s)"),
+    "dq-sigma-mapping": ("sweep grid (the data-quality figure): sigma_p = mu_norm/(SNR s) "
+                         "instead of mu_norm/(SNR sqrt(s)) (E5)", "signsim/sweeps/grid.py",
+                         "config.mu_norm / (snr * math.sqrt(config.s))",
+                         "config.mu_norm / (snr * config.s)"),
     "checkpoint-stale-records": ("checkpoint: the records of the checkpointed step itself "
                                  "dropped on resume, not re-recorded", "signsim/loop.py",
                                  "            if t in record_row:\n",
@@ -152,6 +174,9 @@ MUTANTS = {
 }
 
 
+TESTS = os.environ.get("SIGNSIM_MUTANT_TESTS", "tests").split()
+
+
 def run_mutant(name: str | None) -> list[str]:
     """The tests that fail on a copy of the package with mutant ``name`` (None: unchanged)."""
     what, rel, old, new = MUTANTS[name] if name else ("", "signsim/__init__.py", "", "")
@@ -171,7 +196,7 @@ def run_mutant(name: str | None) -> list[str]:
                                cwd=tmp, env=env, capture_output=True, text=True)
         assert check.stdout.startswith(tmp), f"mutant run imports {check.stdout!r}, not the copy"
         out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                              "-rf", "tests"], cwd=tmp, env=env, capture_output=True, text=True)
+                              "-rf", *TESTS], cwd=tmp, env=env, capture_output=True, text=True)
         failed = sorted({re.sub(r"\[.*", "", m) for m in
                          re.findall(r"^FAILED (tests/\S+?)(?: - |$)", out.stdout, re.M)})
         if out.returncode not in (0, 1):  # collection error, interrupted: not a verdict

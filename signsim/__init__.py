@@ -17,11 +17,12 @@ from .model import Params
 from .result import Result, load
 from .simulate import run
 from .checkpoint import resume
+from .sweeps import sweep
 from .loop import NonFiniteError
-from . import optim, stages, theory  # noqa: E402  (signsim.optim.register, ...)
+from . import optim, stages, sweeps, theory  # noqa: E402  (signsim.optim.register, ...)
 
 __version__ = "0.2.0"
 
 __all__ = ["run", "resume", "NonFiniteError", "SignsimFileError", "Config", "preset", "PRESETS",
            "Result", "load", "Dataset", "make_data", "Params", "optim", "stages", "theory",
-           "__version__"]
+           "sweep", "sweeps", "__version__"]

@@ -1,4 +1,5 @@
-"""Command line: ``signsim run | figure | stages`` (also ``python -m signsim ...``).
+"""Command line: ``signsim run | figure | stages | sweep | table`` (also ``python -m signsim
+...``; ``sweep`` and ``table`` live in ``signsim.sweeps.command``).
 
 Exit status: 0 done; 1 a run-time failure (one line ``signsim CMD: error: ...`` on stderr:
 another process writing the same ``--out``, a file that is not a signsim result, out of
@@ -220,6 +221,16 @@ def _load(path: Path):
                        f"({type(exc).__name__}: {text})") from None
 
 
+def _load_sweep(folders: list):
+    """The sweep kept in ``folders`` (its shards' folders, or one)."""
+    from .sweeps import load
+
+    try:
+        return load(*folders)
+    except ValueError as exc:
+        raise _Failure(" ".join(str(exc).split())) from None
+
+
 def _claim(out: Path, *, force: bool, names=None):
     """``outdir.claim`` with its refusals as bad arguments (exit 2); Busy is a run-time
     failure (exit 1)."""
@@ -341,16 +352,22 @@ def _cmd_figure(args) -> int:
 
     stem = args.name.replace("-", "_")
     runs = args.runs or []
-    wanted = {"fig1": (1, "one run"), "fig2": (2, "two runs (SignGD, then Adam)")}
+    wanted = {"fig1": (1, "one run"), "fig2": (2, "two runs (SignGD, then Adam)"),
+              "precision": (3, "three runs (arithmetic exact, float64 and float32)")}
     if runs and args.name in wanted and len(runs) != wanted[args.name][0]:
         raise _UsageError(f"{args.name} takes {wanted[args.name][1]} with --from; "
                           f"got {len(runs)}")
-    paths = [_result_path(p) for p in runs]
+    folders = [p for p in runs if (p / "sweep.json").is_file()]  # sweeps (signsim.sweeps)
+    if folders and len(folders) != len(runs):
+        raise _UsageError("--from takes either saved runs or sweep folders, not both")
+    paths = [] if folders else [_result_path(p) for p in runs]
     _require_matplotlib()  # before minutes of simulation
     with _claim(args.out, force=args.force, names=(f"{stem}.png", f"{stem}.pdf")) as out:
         bar = _Progress(args.quiet)
         try:
-            if paths:
+            if folders:
+                results = [_load_sweep(folders)]
+            elif paths:
                 results = [_load(p) for p in paths]
             else:
                 results = figures.runs_for(args.name, seeds=tuple(range(args.seeds)),
@@ -393,6 +410,76 @@ def _cmd_stages(args) -> int:
     return 0
 
 
+def _cmd_sweep(args) -> int:
+    from .sweeps.command import cmd_sweep
+
+    def config_of(name, file_set: dict, items: list):
+        from .config import preset
+
+        overrides = {**file_set, **_parse_set(items)}
+        try:
+            return preset(name, **overrides)
+        except (ValueError, TypeError) as exc:
+            raise _UsageError(str(exc)) from None
+
+    if args.out.exists() and not args.out.is_dir():
+        raise _UsageError(f"--out {args.out} is a file, not a folder")
+    return cmd_sweep(args, config_of=config_of, usage_error=_UsageError)
+
+
+def _cmd_table(args) -> int:
+    from .sweeps.command import cmd_table
+
+    try:
+        return cmd_table(args)
+    except ValueError as exc:
+        raise _UsageError(str(exc)) from None
+
+
+def _shard_arg(text: str) -> tuple:
+    i, sep, n = text.partition("/")
+    try:
+        shard = (int(i), int(n))
+    except ValueError:
+        shard = None
+    if not sep or shard is None or not 0 <= shard[0] < shard[1]:
+        raise argparse.ArgumentTypeError(f"expected i/N with 0 <= i < N, got {text!r}")
+    return shard
+
+
+def _add_sweep_parsers(sub) -> None:
+    w = sub.add_parser("sweep", help="run a grid of configurations, batched, resumable",
+                       description="Run every cell of a grid once per seed, batched into "
+                       "vectorised replicas; each finished batch is kept in --out, and "
+                       "running the same sweep again resumes it. Writes --out/table.csv.")
+    w.add_argument("--preset", default=None, choices=["fig1", "fig2", "data_quality"],
+                   help="the base configuration (default fig1, or the grid file's)")
+    w.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a field of the base configuration")
+    w.add_argument("--grid", action="append", default=[], metavar="FIELD=V1,V2",
+                   help="an axis: FIELD=V1,V2,... or, zipped, F1,F2=A1:B1,A2:B2,...; "
+                   "FIELD may be snr (sets sigma_p, E5)")
+    w.add_argument("--grid-file", type=Path, metavar="FILE",
+                   help="a TOML or JSON file with grid (and preset, set, seeds)")
+    w.add_argument("--seeds", type=_int_in(1, _MAX_SEEDS), default=None,
+                   help="seeds per cell: 0..N-1 (default 1, or the grid file's)")
+    w.add_argument("--out", required=True, type=Path, help="the sweep's folder")
+    where = w.add_mutually_exclusive_group()
+    where.add_argument("--processes", type=_int_in(1, 1024), metavar="N",
+                       help="run batches in N local worker processes")
+    where.add_argument("--scheduler", metavar="ADDRESS",
+                       help="run batches on the Dask scheduler at ADDRESS (signsim[dask])")
+    w.add_argument("--shard", type=_shard_arg, metavar="i/N",
+                   help="run only slice i of N of the runs (e.g. $SLURM_ARRAY_TASK_ID/N)")
+    w.add_argument("--quiet", action="store_true", help="no progress, no summary line")
+
+    t = sub.add_parser("table", help="print the table of a sweep (merging its shards)",
+                       description="The table of the sweep kept in DIR (or in the folders "
+                       "of its shards), one row per cell and seed, as CSV.")
+    t.add_argument("folders", nargs="+", type=Path, metavar="DIR")
+    t.add_argument("--csv", type=Path, metavar="FILE", help="write to FILE, not stdout")
+
+
 # ------------------------------------------------------------------ parser
 
 
@@ -420,6 +507,12 @@ def _int_in(lo: int, hi: int):
     return parse
 
 
+def _figure_names() -> tuple:
+    from .figures import FIGURES
+
+    return FIGURES
+
+
 def _build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="signsim", description="Simulate a two-layer transformer trained by "
                 "SignGD, Adam or GD (arXiv 2410.04870) and look at its stages.")
@@ -445,13 +538,15 @@ def _build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("figure", help="reproduce a figure (PNG and PDF)",
                        description="Reproduce fig1 (the stages), fig2 (SignGD vs Adam) or "
                        "data-quality (test loss against SNR) from scratch, or from saved runs.")
-    f.add_argument("name", choices=["fig1", "fig2", "data-quality"])
+    f.add_argument("name", choices=_figure_names())
     f.add_argument("--out", required=True, type=Path, help="output directory")
     f.add_argument("--from", dest="runs", action="append", type=Path, metavar="RUN",
                    help="use a saved run (directory or .npz) instead of running; repeat for "
-                   "fig2 (one SignGD, one Adam) and data-quality (one per optimizer and SNR)")
+                   "fig2 (one SignGD, one Adam) and data-quality (one per optimizer and SNR); "
+                   "for phase and data-quality also a sweep folder ('signsim sweep --out')")
     f.add_argument("--seeds", type=int, default=5,
-                   help=f"seeds per point of data-quality (default 5, at most {_MAX_SEEDS})")
+                   help="seeds per point of data-quality and phase (default 5, at most "
+                   f"{_MAX_SEEDS})")
     f.add_argument("--force", action="store_true", help="replace existing figure files")
     f.add_argument("--quiet", action="store_true", help="no progress bar, no file list")
 
@@ -462,6 +557,7 @@ def _build_parser() -> argparse.ArgumentParser:
                    help="T4 threshold on s21, in (0, 1)")
     s.add_argument("--dominance", type=_finite_float, default=1.0,
                    help="T1 dominance factor, >= 0")
+    _add_sweep_parsers(sub)
     return p
 
 
@@ -507,7 +603,8 @@ def _main(argv) -> int:
         prog = f"signsim {args.command}"
         if args.command == "figure" and not 1 <= args.seeds <= _MAX_SEEDS:
             raise _UsageError(f"--seeds must be in [1, {_MAX_SEEDS}], got {args.seeds}")
-        code = {"run": _cmd_run, "figure": _cmd_figure, "stages": _cmd_stages}[args.command](args)
+        code = {"run": _cmd_run, "figure": _cmd_figure, "stages": _cmd_stages,
+                "sweep": _cmd_sweep, "table": _cmd_table}[args.command](args)
         _flush()
         return code
     except _StdoutClosed:

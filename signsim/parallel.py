@@ -1,6 +1,11 @@
-"""The one place where signsim uses several cores: the replicas of a batch split into
-contiguous chunks, each chunk run as a smaller batch in a worker process
-(``concurrent.futures.ProcessPoolExecutor``), the chunks joined back in order.
+"""The one place where signsim uses several cores or machines.
+
+- ``run_in_processes``: the replicas of one batch split into contiguous chunks, each chunk
+  run as a smaller batch in a worker process (``concurrent.futures.ProcessPoolExecutor``),
+  the chunks joined back in order.
+- ``as_completed``: the tasks of a sweep (``signsim.sweep``) on an executor: this process,
+  local worker processes, any ``concurrent.futures.Executor``, or a Dask cluster (a
+  ``dask.distributed.Client`` or a scheduler address; Dask is imported only then).
 
 A replica does not depend on which other replicas share its batch (``tests/test_fast.py``
 checks it bit for bit), so the joined Result equals the batch run in one process.
@@ -24,7 +29,8 @@ from concurrent.futures import ProcessPoolExecutor
 
 from .result import Result
 
-__all__ = ["chunks", "run_in_processes", "executor", "start_method"]
+__all__ = ["chunks", "run_in_processes", "executor", "start_method", "as_completed",
+           "workers_of", "registrations_for"]
 
 
 def chunks(R: int, parts: int) -> list[range]:
@@ -115,3 +121,98 @@ def run_in_processes(configs: list, names: tuple, workers: int, *, progress=None
             if progress is not None:
                 progress(steps * (k + 1) // len(parts), steps)
     return Result.concat(results)
+
+
+# ------------------------------------------------------------------ sweeps
+
+
+def _is_dask(target) -> bool:
+    """A ``dask.distributed.Client``, recognised without importing Dask."""
+    return type(target).__module__.split(".")[0] == "distributed" and hasattr(target, "submit")
+
+
+def workers_of(target) -> int:
+    """How many tasks ``target`` (an executor argument of ``as_completed``) runs at once."""
+    if target is None:
+        return 1
+    if isinstance(target, int) and not isinstance(target, bool):
+        return target
+    if _is_dask(target):
+        return max(1, sum(target.nthreads().values()))
+    return max(1, int(getattr(target, "_max_workers", 1)))
+
+
+def registrations_for(target, optimizers) -> dict:
+    """The optimizers registered in this process that ``target``'s workers must register
+    (none in this process or in forked workers; every one for spawn, forkserver, Dask)."""
+    if target is None or (isinstance(target, int) and start_method() == "fork"):
+        return {}
+    return _registrations(optimizers)
+
+
+def as_completed(fn, calls: list, target=None):
+    """Yield ``(k, fn(*calls[k]))`` as each call finishes, on ``target``.
+
+    Parameters
+    ----------
+    fn : callable
+        A module-level function (it is sent to the workers).
+    calls : list of tuple
+        The arguments of each call.
+    target : None, int, concurrent.futures.Executor, dask.distributed.Client or str
+        None runs the calls here, one after the other, in order; an int that many local
+        worker processes (``executor``); an Executor or a Client is used as it is (and left
+        open); a str is the address of a Dask scheduler (a Client is opened and closed).
+
+    An exception a call raises is raised here, when it arrives; the calls still running
+    are cancelled.
+    """
+    if target is None:
+        for k, args in enumerate(calls):
+            yield k, fn(*args)
+        return
+    if isinstance(target, str):
+        yield from _on_scheduler(fn, calls, target)
+        return
+    if _is_dask(target):
+        yield from _on_dask(fn, calls, target)
+        return
+    if isinstance(target, int) and not isinstance(target, bool):
+        with executor(target) as pool:
+            yield from _on_executor(fn, calls, pool)
+        return
+    yield from _on_executor(fn, calls, target)
+
+
+def _on_executor(fn, calls: list, pool):
+    from concurrent.futures import as_completed as done_first
+
+    futures = {pool.submit(fn, *args): k for k, args in enumerate(calls)}
+    try:
+        for future in done_first(futures):
+            yield futures[future], future.result()
+    finally:
+        for future in futures:
+            future.cancel()
+
+
+def _on_dask(fn, calls: list, client):
+    from distributed import as_completed as done_first
+
+    futures = [client.submit(fn, *args, pure=False) for args in calls]
+    index = {f.key: k for k, f in enumerate(futures)}
+    try:
+        for future in done_first(futures):
+            yield index[future.key], future.result()
+    finally:
+        client.cancel(futures)
+
+
+def _on_scheduler(fn, calls: list, address: str):
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ImportError("A scheduler address needs Dask, an optional extra: "
+                          "python -m pip install 'signsim[dask]'") from None
+    with Client(address) as client:
+        yield from _on_dask(fn, calls, client)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["StageReport", "Evidence", "detect", "conditions"]
+__all__ = ["StageReport", "Evidence", "detect", "detect_history", "conditions"]
 
 
 @dataclass(frozen=True)
@@ -147,6 +147,12 @@ def detect(result, *, dominance: float = 1.0, s21_threshold: float = 0.01):
     h = result.history
     return [_detect_one(result.steps, {k: h[k][r] for k in _USED}, dominance, s21_threshold)
             for r in range(len(result.seeds))]
+
+
+def detect_history(steps, history, *, dominance: float = 1.0, s21_threshold: float = 0.01):
+    """``detect`` for one run given as its recorded ``steps`` and ``history`` (name ->
+    array, steps first), as a sweep keeps it."""
+    return _detect_one(np.asarray(steps), history, dominance, s21_threshold)
 
 
 # the recorded quantities the stage conditions read (not value_noise, which a fast-kernel
