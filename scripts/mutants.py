@@ -32,6 +32,53 @@ RECORDS, SUPPORT = "signsim/kernels/fast/records.py", "signsim/kernels/fast/supp
 EXACT = "signsim/kernels/fast/exact.py"
 
 MUTANTS = {
+    # --- task C (issue 15): the optimizers between SignGD and Adam, weight decay, compare()
+    "signum-momentum-of-signs": ("Signum: a momentum of signs instead of the sign of a "
+                                 "momentum", "signsim/optim.py",
+                                 "mu = _map(lambda g, m: b * m + c * g, grads, state.mu)",
+                                 "mu = _map(lambda g, m: b * m + c * np.sign(g), grads, state.mu)"),
+    "decay-after-update": ("dense reference: weight decay applied after the update (to W^(t-1) "
+                           "+ update, not W^(t-1))", "signsim/kernels/dense.py",
+                           "apply_updates(self._decayed(state.params), updates)",
+                           "self._decayed(apply_updates(state.params, updates))"),
+    "decay-frozen-test-logits": ("fast kernel: the frozen test logits z12, z21 not scaled by "
+                                 "c_t under weight decay", TESTSET,
+                                 "        z12 *= c\n        z21 *= c\n", "        pass\n"),
+    "compare-unweighted-agreement": ("compare: every record entry weighs 1 in the update-sign "
+                                     "agreement (not s coordinates per (row, sample))",
+                                     "signsim/compare.py", 's if per == "s" else 1, float',
+                                     "1, float"),
+    # --- task B (issue 14): real data (signsim/datasets, data.TokenDataset, kernels.check_data)
+    "realdata-test-overlaps-train": ("real data: the test images taken from the start of each "
+                                     "class's permutation, i.e. the training images",
+                                     "signsim/datasets/task.py",
+                                     "test_rows[len(test_rows) - want[1]:]", "test_rows[:want[1]]"),
+    "realdata-idx-size-unchecked": ("IDX reader: the data size not checked against the header "
+                                    "(truncated or trailing files read or failed unnamed)",
+                                    "signsim/datasets/idx.py", "    if held != want:\n",
+                                    "    if False:\n"),
+    "realdata-mu-unsigned": ("real data: the signal records project on the mean signal token, "
+                             "not the label-signed mean", "signsim/data.py",
+                             "return self.y @ self.signal / self.n",
+                             "return self.signal.mean(axis=0)"),
+    "realdata-fast-kernel-allowed": ("kernels: the fast kernel not refused on data that does not "
+                                     "declare what it assumes", "signsim/kernels/__init__.py",
+                                     'if config.kernel == "fast" and lacking:',
+                                     'if config.kernel == "fast" and not lacking and False:'),
+    # --- task A (issue 11, items 5 and speed): float32 arithmetic, the precision figure,
+    # the exact kernel's scales computed on demand
+    "precision-share-key": ("precision figure: the share of noise with its neuron's "
+                            "query-signal sign counted on key noise", "signsim/plotting.py",
+                            'same = np.sign(h["query_noise"]) == np.sign(h["query_signal"])',
+                            'same = np.sign(h["key_noise"]) == np.sign(h["query_signal"])'),
+    "float32-on-fast": ("Config: arithmetic='float32' accepted with kernel='fast' (which "
+                        "runs float64 instead)", "signsim/config.py",
+                        "if value in self.only and resolved[self.field] != self.value:",
+                        "if False:"),
+    "exact-noise-scale-L1": ("fast kernel, exact arithmetic: W_Q's noise-token scale log|g1| "
+                             "instead of log|g2|", EXACT,
+                             "    L[..., :m_k] = x.L[1][..., None]",
+                             "    L[..., :m_k] = x.L[0][..., None]"),
     # --- sweeps (issue 13): signsim/sweeps
     "sweep-batch-n": ("sweep plan: runs of different n share one batch", "signsim/sweeps/plan.py",
                       'free = set(VARIABLE) | {"seed"}', 'free = set(VARIABLE) | {"seed", "n"}'),
@@ -51,8 +98,8 @@ MUTANTS = {
                    "loss[j, i], spread[j, i] = np.mean(lo)"),
     "exact-float-attention-fast": ("fast kernel, exact arithmetic: log attention taken from the "
                                    "float64 attention (underflows to -inf)", EXACT,
-                                   "    log_S = log_attention(fw.at)\n    log_a",
-                                   "    log_S = np.log(fw.at.S)\n    log_a"),
+                                   "    return -np.logaddexp(0.0, at.gap)",
+                                   "    return np.log(at.S)"),
     "exact-float-attention-dense": ("dense reference, exact arithmetic: log S from the float64 "
                                     "softmax (underflows to -inf)", "signsim/loggrads.py",
                                     "    log_S = log_softmax(fw.z, axis=-1)",

@@ -19,10 +19,11 @@ from .simulate import run
 from .checkpoint import resume
 from .sweeps import sweep
 from .loop import NonFiniteError
-from . import optim, stages, sweeps, theory  # noqa: E402  (signsim.optim.register, ...)
+from .compare import compare
+from . import datasets, optim, stages, sweeps, theory  # noqa: E402  (signsim.optim.register, ...)
 
 __version__ = "0.2.0"
 
 __all__ = ["run", "resume", "NonFiniteError", "SignsimFileError", "Config", "preset", "PRESETS",
            "Result", "load", "Dataset", "make_data", "Params", "optim", "stages", "theory",
-           "sweep", "sweeps", "__version__"]
+           "sweep", "sweeps", "compare", "datasets", "__version__"]

@@ -424,7 +424,11 @@ def _cmd_sweep(args) -> int:
 
     if args.out.exists() and not args.out.is_dir():
         raise _UsageError(f"--out {args.out} is a file, not a folder")
-    return cmd_sweep(args, config_of=config_of, usage_error=_UsageError)
+    try:
+        return cmd_sweep(args, config_of=config_of, usage_error=_UsageError)
+    except KeyboardInterrupt:
+        raise _Interrupted(f"interrupted; the finished batches are kept in {args.out}: the "
+                           "same command resumes the sweep") from None
 
 
 def _cmd_table(args) -> int:

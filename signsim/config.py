@@ -22,15 +22,22 @@ import dataclasses
 import json
 import math
 import numbers
+import re
 from dataclasses import dataclass, fields
 from typing import Any, Callable, Mapping, NamedTuple, Protocol
 
 __all__ = ["Config", "PRESETS", "preset", "KERNELS", "ARITHMETICS", "SIGNAL_POSITIONS", "FIELDS",
-           "field_table", "Constraint", "Int", "Float", "Choice", "Ref", "Share"]
+           "field_table", "Constraint", "Int", "Float", "Choice", "Ref", "Share", "Needs",
+           "Pattern", "DATA_SOURCES", "NOISES", "DATA_FIELDS", "OPTIMIZER_FIELDS"]
 
 SIGNAL_POSITIONS = ("random", "first")
+DATA_SOURCES = ("synthetic", "digits", "mnist")  # signsim.data.SOURCES builds each
+NOISES = ("sparse", "dense")
+# fields added with real data (issue 14): a saved config without them is the synthetic data
+DATA_FIELDS = ("data", "task", "data_path", "noise")
 KERNELS = ("fast", "dense")
-ARITHMETICS = ("exact", "float64")
+ARITHMETICS = ("exact", "float64", "float32")
+DENSE_ONLY_ARITHMETICS = ("float32",)  # the float32 comparison runs on the dense reference
 
 
 class Constraint(Protocol):
@@ -245,6 +252,60 @@ class Choice(NamedTuple):
         return [(other, ValueError), (None, ValueError)]
 
 
+class Needs(NamedTuple):
+    """A ``Choice`` some of whose values (``only``) need an earlier field ``field`` to be
+    ``value``: ``arithmetic="float32"`` needs ``kernel="dense"``."""
+
+    choice: Choice
+    only: tuple
+    field: str
+    value: str
+
+    def check(self, name: str, value, resolved: Mapping[str, Any]) -> str:
+        value = self.choice.check(name, value, resolved)
+        if value in self.only and resolved[self.field] != self.value:
+            rest = [v for v in self.choice.allowed() if v not in self.only]
+            raise ValueError(
+                f"The {name!r} parameter can be {value!r} only with {self.field}="
+                f"{self.value!r}: with {self.field}={resolved[self.field]!r} it must be one of "
+                f"{rest}; with {self.field}={self.value!r} one of "
+                f"{list(self.choice.allowed())}. Got {name}={value!r} with "
+                f"{self.field}={resolved[self.field]!r} instead.")
+        return value
+
+    def describe(self) -> str:
+        only = ", ".join(f"`{v}`" for v in self.only)
+        return f"{self.choice.describe()} ({only} with {self.field} `{self.value}` only)"
+
+    def invalid_examples(self, resolved: Mapping[str, Any] | None = None) -> list:
+        other = (resolved or _defaults())[self.field] != self.value
+        return self.choice.invalid_examples(resolved) + [(v, ValueError) for v in self.only
+                                                          if other]
+
+
+class Pattern(NamedTuple):
+    """A str that ``regex`` matches in full, written in the docs as ``text``; ``bad`` lists
+    strings it refuses (for ``invalid_examples``)."""
+
+    regex: str
+    text: str
+    bad: tuple = ()
+
+    def check(self, name: str, value, resolved: Mapping[str, Any]) -> str:
+        if not isinstance(value, str):
+            raise TypeError(f"The {name!r} parameter must be {self.text}. "
+                            f"Got {value!r} of type {type(value).__name__} instead.")
+        if re.fullmatch(self.regex, value) is None:
+            raise ValueError(f"The {name!r} parameter must be {self.text}. Got {value!r} instead.")
+        return value
+
+    def describe(self) -> str:
+        return self.text
+
+    def invalid_examples(self, resolved: Mapping[str, Any] | None = None) -> list:
+        return [(b, ValueError) for b in self.bad] + [(None, TypeError), (3, TypeError)]
+
+
 def _optimizers() -> tuple:
     from .optim import available  # lazy: optim imports this module
 
@@ -271,16 +332,36 @@ _COUNTER = ("(The init counter d (2 m_k + 2 m_v) must not exceed 2**64: the fiel
 _STEPS = ("(At ~0.2 ms a step, 10**9 steps take days: lower 'steps'; a longer run "
           "would not finish.)")
 
+# fields added with issue 15 (Signum, Lion, RMSProp, weight decay): a saved config without
+# them ran none of those optimizers and no weight decay, which their defaults reproduce
+OPTIMIZER_FIELDS = ("momentum", "lion_beta1", "lion_beta2", "rmsprop_alpha", "weight_decay")
+
 # Ordered like the dataclass: a field may refer (Ref, Share) to the fields above it.
 FIELDS: dict[str, FieldSpec] = {
     "n": FieldSpec(Int(1), "training samples"),
     "d": FieldSpec(Int(2, 2**62, "2**62", _COUNTER),
-                   "dimension; the fast kernel's cost does not depend on it"),
+                   "dimension; the fast kernel's cost does not depend on it; real data: at "
+                   "least the pixels of an image (64, 784)"),
     "s": FieldSpec(Int(1, Ref("d", -1)), "noise support size (E3)"),
     "sigma_p": FieldSpec(Float(0.0, lo_open=True), "noise standard deviation on the support (E3)"),
-    "mu_norm": FieldSpec(Float(0.0, lo_open=False), "signal strength, mu = mu_norm e_1 (E1)"),
+    "mu_norm": FieldSpec(Float(0.0, lo_open=False), "signal strength, mu = mu_norm e_1 (E1); "
+                         "real data: the norm of every signal token"),
     "n_test": FieldSpec(Int(1), "test samples (own random stream)"),
     "signal_position": FieldSpec(Choice(SIGNAL_POSITIONS), "which token is the signal (E4)"),
+    # real data (spec section 10, docs/real-data.md)
+    "data": FieldSpec(Choice(DATA_SOURCES),
+                      "`synthetic` (E1-E5), `digits` (scikit-learn's 8x8 images, "
+                      "`signsim[digits]`) or `mnist` (IDX files in `data_path`)"),
+    "task": FieldSpec(Pattern(r"(\d),(?!\1)\d|even-odd",
+                              "a digit pair `a,b` (two distinct digits) or `even-odd`",
+                              ("3,3", "3-8", "even")),
+                      "real data: the binary task; y = +1 for digit a (or the even digits)"),
+    "data_path": FieldSpec(Pattern(r"[^\x00]*", "a folder path (a str, may be empty)",
+                                   ("a\x00b",)),
+                           "data `mnist`: the folder of the IDX files (`train-images-idx3-ubyte`"
+                           "[.gz], ...); never downloaded"),
+    "noise": FieldSpec(Choice(NOISES), "noise token: `sparse`, s coordinates (E3), or `dense`, "
+                       "every coordinate (real data only)"),
     "m_k": FieldSpec(Int(1, Share(2**63, "2**63", "d", offset=-1), why=_COUNTER),
                      "query/key neurons (E8, E9)"),
     "m_v": FieldSpec(Int(1, Share(2**63, "2**63", "d", ("m_k",)), why=_COUNTER),
@@ -288,12 +369,26 @@ FIELDS: dict[str, FieldSpec] = {
     "sigma_0": FieldSpec(Float(0.0, lo_open=False), "init standard deviation (E13)"),
     "optimizer": FieldSpec(
         Choice(_optimizers, "a registered optimizer name (`signsim.optim.available()`)"),
-        "update rule; built in: `signgd` (E20), `adam` (E21), `gd` (E22)"),
+        "update rule; built in: `signgd` (E20), `signum` (E20a), `lion` (E20b), `adam` "
+        "(E21), `rmsprop` (E21a), `gd` (E22), `normalized_gd` (E22a)"),
     "lr": FieldSpec(Float(0.0, lo_open=True), "learning rate (E20-E22)"),
     "beta1": FieldSpec(Float(0.0, lo_open=False, hi=1.0), "Adam first-moment decay (E21)"),
     "beta2": FieldSpec(Float(0.0, lo_open=False, hi=1.0), "Adam second-moment decay (E21)"),
     "eps": FieldSpec(Float(0.0, lo_open=False),
-                     "Adam epsilon, added after the square root; 0 allowed (E21)"),
+                     "Adam and RMSProp epsilon, added after the square root; 0 allowed "
+                     "(E21, E21a)"),
+    # Task C (issue 15): the optimizers between SignGD and Adam, and weight decay
+    "momentum": FieldSpec(Float(0.0, lo_open=False, hi=1.0),
+                          "Signum momentum: decay of the buffer whose sign is the step (E20a)"),
+    "lion_beta1": FieldSpec(Float(0.0, lo_open=False, hi=1.0),
+                            "Lion: weight of the buffer in the step direction (E20b)"),
+    "lion_beta2": FieldSpec(Float(0.0, lo_open=False, hi=1.0),
+                            "Lion: decay of its buffer (E20b)"),
+    "rmsprop_alpha": FieldSpec(Float(0.0, lo_open=False, hi=1.0),
+                               "RMSProp (PyTorch's alpha): decay of the mean of g^2 (E21a)"),
+    "weight_decay": FieldSpec(Float(0.0, lo_open=False),
+                              "decoupled weight decay: W <- (1 - lr wd) W + update, every "
+                              "weight; lr wd < 1 (E22b)"),
     "steps": FieldSpec(Int(0, 10**9, "10**9", _STEPS), "full-batch updates"),
     "seed": FieldSpec(Int(0, 2**63 - 1, "2**63-1"),
                       "seeds training data, test data and init (independent streams)"),
@@ -301,9 +396,10 @@ FIELDS: dict[str, FieldSpec] = {
                               "training quantities at steps 0, k, 2k, ... and the last step"),
     "test_every": FieldSpec(Int(1), "test metrics at steps 0, k, 2k, ... and the last step"),
     "kernel": FieldSpec(Choice(KERNELS), "fast: active coordinates only; dense: the reference"),
-    "arithmetic": FieldSpec(Choice(ARITHMETICS),
+    "arithmetic": FieldSpec(Needs(Choice(ARITHMETICS), DENSE_ONLY_ARITHMETICS, "kernel", "dense"),
                             "exact: sign steps from the real gradient's sign, never stopped by "
-                            "an underflow (E20); float64: the plain formulas"),
+                            "an underflow (E20); float64: the plain formulas; float32: the "
+                            "plain formulas in float32 (dense reference, for comparison)"),
 }
 
 
@@ -323,6 +419,11 @@ class Config:
     mu_norm: float = 1.0  # signal strength, mu = mu_norm * e_1 (E1)
     n_test: int = 1000  # fresh test samples, own random stream
     signal_position: str = "random"  # which token holds the signal: "random" per sample or "first"
+    # real data (spec section 10): the synthetic data above unless `data` says otherwise
+    data: str = "synthetic"  # "synthetic", "digits" (scikit-learn's) or "mnist" (data_path)
+    task: str = "3,8"  # real data: digit pair "a,b" (y = +1 for a) or "even-odd"
+    data_path: str = ""  # data="mnist": the folder holding the IDX files
+    noise: str = "sparse"  # "sparse" (s coordinates, E3) or "dense" (real data only)
     # network (E6-E13)
     m_k: int = 10  # query/key neurons
     m_v: int = 10  # value neurons per head
@@ -332,14 +433,21 @@ class Config:
     lr: float = 1e-4
     beta1: float = 0.9  # Adam only
     beta2: float = 0.999  # Adam only
-    eps: float = 1e-8  # Adam only; 0 allowed (0/0 counts as 0)
+    eps: float = 1e-8  # Adam and RMSProp; 0 allowed (0/0 counts as 0)
+    # Task C (issue 15): each optimizer its own fields, at its own defaults
+    momentum: float = 0.9  # Signum only (E20a)
+    lion_beta1: float = 0.9  # Lion only (E20b): its paper's defaults, not Adam's
+    lion_beta2: float = 0.99  # Lion only (E20b)
+    rmsprop_alpha: float = 0.99  # RMSProp only (E21a), PyTorch's default
+    weight_decay: float = 0.0  # decoupled, every optimizer (E22b); 0: none
     steps: int = 900  # full-batch updates
     seed: int = 0  # one integer seeds data, test data and init through independent streams
     # schedule: what is recorded when
     record_every: int = 1  # training quantities at steps 0, k, 2k, ... and the last step
     test_every: int = 10  # test loss/error at steps 0, k, 2k, ... and the last step
     kernel: str = "fast"  # "fast" (active coordinates only) or "dense" (the reference)
-    arithmetic: str = "exact"  # "exact" (E20, docs/model.md section 5) or "float64"
+    arithmetic: str = "exact"  # "exact" (E20, docs/model.md section 5), "float64", or
+    # "float32" (kernel="dense" only: what a float32 program computes, for comparison)
 
     def __post_init__(self) -> None:
         resolved: dict[str, Any] = {}

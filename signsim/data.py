@@ -1,21 +1,35 @@
-"""The synthetic signal-plus-sparse-noise data (spec section 1, E1-E5).
+"""The data sets: the synthetic signal-plus-sparse-noise data (spec section 1, E1-E5) and the
+general two-token data of real images (spec section 10), behind one interface.
 
-A data set is stored sparsely, in O(n s) memory whatever d is: labels, the position of the
-signal token, and each noise patch as s coordinates with their values. The dense views
-(``X``, ``xi``, ``mu``) are built on request.
+A synthetic data set (``Dataset``) is stored sparsely, in O(n s) memory whatever d is:
+labels, the position of the signal token, and each noise patch as s coordinates with their
+values. A real-data set (``TokenDataset``) keeps each sample's own signal token (its image)
+and noise token densely, (n, d) each: d is a few hundred. Both give the dense views ``X``,
+``xi`` and ``mu`` and ``subset``, which is all the dense reference reads.
+
+What the kernels may rely on is *declared* by the data set's class, never read from its
+name: ``declares`` lists the facts the fast kernel needs (``SPIKED_SIGNAL``: every signal
+token is y_i mu_norm e_1; ``SPARSE_NOISE``: every noise token is s-sparse off coordinate
+1), and ``storage`` says how ``signsim.files`` saves it (``"sparse"`` or ``"dense"``).
+``SOURCES`` maps ``Config.data`` to the class and the builder of its data.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Callable, NamedTuple
 
 import numpy as np
 
 from .config import Config
 from .rng import streams
 
-__all__ = ["Dataset", "make_data", "sample_dataset"]
+__all__ = ["Dataset", "TokenDataset", "Source", "SOURCES", "SPIKED_SIGNAL", "SPARSE_NOISE",
+           "dataset_class", "make_data", "sample_dataset"]
+
+SPIKED_SIGNAL = "signal tokens y_i mu_norm e_1 (E1)"
+SPARSE_NOISE = "noise tokens s-sparse, off coordinate 1 (E3)"
 
 
 @dataclass(frozen=True, eq=False)
@@ -38,6 +52,9 @@ class Dataset:
     noise_value: np.ndarray
     d: int
     mu_norm: float
+
+    declares = frozenset({SPIKED_SIGNAL, SPARSE_NOISE})  # what the fast kernel needs
+    storage = "sparse"
 
     @property
     def n(self) -> int:
@@ -79,6 +96,84 @@ class Dataset:
     def noise_l1(self) -> np.ndarray:
         """||xi_i||_1, shape (n,)."""
         return np.abs(self.noise_value).sum(axis=1)
+
+    def subset(self, rows) -> "Dataset":
+        """The samples ``rows`` (a slice or an index array) as a Dataset."""
+        return Dataset(y=self.y[rows], signal_position=self.signal_position[rows],
+                       noise_index=self.noise_index[rows], noise_value=self.noise_value[rows],
+                       d=self.d, mu_norm=self.mu_norm)
+
+
+@dataclass(frozen=True, eq=False)
+class TokenDataset:
+    """Samples X_i = [x^(1), x^(2)] with the sample's own signal token (a real image) and a
+    noise token, both stored densely (spec section 10).
+
+    Attributes
+    ----------
+    y : ndarray of shape (n,), float64 in {+1, -1}
+    signal_position : ndarray of shape (n,), int64 in {0, 1}: the token holding the signal
+    signal : ndarray of shape (n, d), float64: sample i's signal token x_i (not multiplied
+        by y_i: the image carries its class)
+    noise : ndarray of shape (n, d), float64: sample i's noise token xi_i
+    image : ndarray of shape (n,), int64: the row of sample i's image in the pool it came
+        from (``datasets.ImagePool``: the 8x8 digits, or MNIST's train or t10k file)
+    mu_norm : float
+        The norm of every signal token.
+    """
+
+    y: np.ndarray
+    signal_position: np.ndarray
+    signal: np.ndarray
+    noise: np.ndarray
+    image: np.ndarray
+    mu_norm: float
+
+    declares = frozenset()  # neither a spiked signal nor sparse noise: the dense reference
+    storage = "dense"
+
+    @property
+    def n(self) -> int:
+        return len(self.y)
+
+    @property
+    def d(self) -> int:
+        return self.signal.shape[1]
+
+    @property
+    def L(self) -> int:
+        return 2
+
+    @property
+    def mu(self) -> np.ndarray:
+        """The label-signed mean signal token (1/n) sum_i y_i x_i, shape (d,): what the
+        signal records project on (on the synthetic data, where x_i = y_i mu, it is mu)."""
+        return self.y @ self.signal / self.n
+
+    @property
+    def xi(self) -> np.ndarray:
+        """The noise tokens, shape (n, d)."""
+        return self.noise
+
+    @property
+    def X(self) -> np.ndarray:
+        """Dense inputs, shape (n, d, L): column l of X_i is token l."""
+        X = np.empty((self.n, self.d, 2))
+        rows = np.arange(self.n)
+        X[rows, :, self.signal_position] = self.signal
+        X[rows, :, 1 - self.signal_position] = self.noise
+        return X
+
+    @property
+    def noise_l1(self) -> np.ndarray:
+        """||xi_i||_1, shape (n,)."""
+        return np.abs(self.noise).sum(axis=1)
+
+    def subset(self, rows) -> "TokenDataset":
+        """The samples ``rows`` (a slice or an index array) as a TokenDataset."""
+        return TokenDataset(y=self.y[rows], signal_position=self.signal_position[rows],
+                            signal=self.signal[rows], noise=self.noise[rows],
+                            image=self.image[rows], mu_norm=self.mu_norm)
 
 
 def _sample_supports(rng: np.random.Generator, count: int, d: int, s: int) -> np.ndarray:
@@ -192,7 +287,47 @@ def sample_dataset(rng: np.random.Generator, count: int, config: Config) -> Data
                    noise_value=value, d=config.d, mu_norm=config.mu_norm)
 
 
-def make_data(config: Config) -> tuple[Dataset, Dataset]:
-    """Training set (n samples) and test set (n_test samples) from independent streams."""
+def _synthetic(config: Config) -> tuple[Dataset, Dataset]:
+    """The synthetic training and test sets (E1-E5) from independent streams."""
+    if config.noise != "sparse":
+        raise ValueError("The 'noise' parameter must be 'sparse' for data='synthetic' (E3: "
+                         "s-sparse noise; s = d - 1 fills every coordinate but the signal's); "
+                         "'dense' is for real data ('digits', 'mnist'). "
+                         f"Got noise={config.noise!r} instead.")
     train_rng, test_rng, _ = streams(config.seed)
-    return sample_dataset(train_rng, config.n, config), sample_dataset(test_rng, config.n_test, config)
+    train = sample_dataset(train_rng, config.n, config)
+    return train, sample_dataset(test_rng, config.n_test, config)
+
+
+def _digits(config: Config):
+    from .datasets.task import digits_task  # real data: imported only when asked for
+
+    return digits_task(config)
+
+
+def _mnist(config: Config):
+    from .datasets.task import mnist_task
+
+    return mnist_task(config)
+
+
+class Source(NamedTuple):
+    """A kind of data: the class of its data sets and ``build(config) -> (train, test)``."""
+
+    cls: type
+    build: Callable
+
+
+SOURCES = {"synthetic": Source(Dataset, _synthetic), "digits": Source(TokenDataset, _digits),
+           "mnist": Source(TokenDataset, _mnist)}
+
+
+def dataset_class(config: Config) -> type:
+    """The class of the data sets ``config`` makes (its ``declares`` and ``storage``)."""
+    return SOURCES[config.data].cls
+
+
+def make_data(config: Config):
+    """Training set (n samples) and test set (n_test samples) of the data ``config.data``
+    names: independent random streams (``rng.streams``), see ``SOURCES``."""
+    return SOURCES[config.data].build(config)

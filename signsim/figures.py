@@ -12,22 +12,31 @@ from .config import Config, preset
 from .result import Result
 from .simulate import run
 
-__all__ = ["FIGURES", "SNRS", "SNRCurve", "build", "runs_for", "save_figure"]
+__all__ = ["FIGURES", "PRECISION", "SNRS", "SNRCurve", "build", "runs_for", "save_figure"]
 
-FIGURES = ("fig1", "fig2", "data-quality")
+FIGURES = ("fig1", "fig2", "data-quality", "precision", "phase", "adam-continuum",
+           "real-data")
 SNRS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)  # spec section 9
+# the data-quality figure's SNRs: spec section 9's, and the half-octaves between them, where
+# GD (SNR 0.25 to 1) and SignGD (1 to a few) change from memorising to generalising
+DQ_SNRS = tuple(2.0 ** (k / 2) for k in range(-4, 7))
+PHASE_STEPS = (900, 1800, 3600)  # the phase figure's horizons: lr x steps = 0.9 to 3.6 (SignGD)
 DQ_OPTIMIZERS = {"signgd": 1e-3, "adam": 1e-3, "gd": 1.0}  # optimizer -> lr (spec section 9)
 
 
-def _data_quality_config(optimizer: str):
+def _sweep_for(name: str, seeds, progress):
+    """The sweep behind data-quality (SNR x optimizer, 900 steps) or phase (SNR x horizon x
+    optimizer), run in this process; ``progress(fraction_done, 1)``."""
+    from .sweeps import sweep
+
     c = preset("data_quality")
-    return c.replace(optimizer=optimizer, lr=DQ_OPTIMIZERS[optimizer], record_every=c.steps,
-                     test_every=c.steps)
-
-
-def _sigma_p(snr: float, s: int) -> float:
-    """sigma_p = 1 / (SNR sqrt(s)) with mu_norm = 1 (E5)."""
-    return 1.0 / (snr * np.sqrt(s))
+    grid = {"snr": list(DQ_SNRS if name == "data-quality" else SNRS)}
+    if name == "phase":
+        grid["steps"] = list(PHASE_STEPS)
+    grid[("optimizer", "lr")] = list(DQ_OPTIMIZERS.items())
+    on_batch = None if progress is None else (lambda done, total: progress(done, total))
+    return sweep(c.replace(record_every=c.steps, test_every=c.steps), grid, seeds=list(seeds),
+                 progress=on_batch)
 
 
 def runs_for(name: str, *, seeds=(0, 1, 2, 3, 4), progress=None) -> list[Result]:
@@ -37,14 +46,18 @@ def runs_for(name: str, *, seeds=(0, 1, 2, 3, 4), progress=None) -> list[Result]
     elif name == "fig2":
         plan = [("fig2 SignGD", lambda p: run("fig1", progress=p)),
                 ("fig2 Adam", lambda p: run("fig2", progress=p))]
-    elif name == "data-quality":  # one batch per optimizer: every (SNR, seed) a replica
-        s = preset("data_quality").s
-        grid = [(snr, seed) for snr in SNRS for seed in seeds]
-        plan = [(f"{opt}, {len(grid)} replicas",
-                 lambda p, opt=opt: run(_data_quality_config(opt), seeds=[g[1] for g in grid],
-                                        vary={"sigma_p": [_sigma_p(g[0], s) for g in grid]},
-                                        progress=p))
-                for opt in DQ_OPTIMIZERS]
+    elif name in ("data-quality", "phase"):  # one sweep (signsim.sweeps)
+        plan = [(f"{name} sweep", lambda p: _sweep_for(name, seeds, p))]
+    elif name == "precision":
+        plan = _precision_plan()
+    elif name == "adam-continuum":  # signsim.continuum: about a hundred fig1 runs
+        from . import continuum
+
+        plan = [("adam-continuum", continuum.for_figure)]
+    elif name == "real-data":  # signsim.realdata: lr pilots, then optimizer x sigma_p x seed
+        from . import realdata
+
+        plan = [("real-data", lambda p: realdata.figure_runs(seeds, p))]
     else:
         raise ValueError(f"The figure name must be one of {list(FIGURES)}. Got {name!r} instead.")
     out = []
@@ -68,9 +81,15 @@ class SNRCurve(NamedTuple):
     test_error: np.ndarray  # (k, seeds)
 
 
-def _final_tests(results: list[Result]):
-    """(config, final test loss, final test error) of every replica of ``results``."""
+def _final_tests(results: list):
+    """(config, final test loss, final test error) of every replica of ``results`` (Results,
+    or SweepResults: their finished rows)."""
     for r in results:
+        if hasattr(r, "columns"):  # a SweepResult
+            t = r.columns()
+            ok = [i for i in range(len(r)) if t["status"][i] == "ok"]
+            yield from ((r.configs[i], t["test_loss"][i], t["test_error"][i]) for i in ok)
+            continue
         loss = np.atleast_2d(r.history["test_loss"])[:, -1]  # (replicas,)
         error = np.atleast_2d(r.history["test_error"])[:, -1]
         yield from zip(r.configs, loss, error)
@@ -94,9 +113,39 @@ def _data_quality_table(results: list[Result]) -> list[SNRCurve]:
     return curves
 
 
+# ------------------------------------------------------------------ precision
+
+# the precision figure's runs: fig1 in each arithmetic (float32 on the dense reference,
+# the only kernel that runs it), as (arithmetic, kernel), in drawing order
+PRECISION = (("exact", "fast"), ("float64", "fast"), ("float32", "dense"))
+
+
+def _precision_plan(config="fig1") -> list:
+    """(label, job) of each run of the precision figure."""
+    return [(f"precision, {a}", lambda p, a=a, k=k: run(config, arithmetic=a, kernel=k,
+                                                         progress=p))
+            for a, k in PRECISION]
+
+
+def _precision_runs(results: list[Result]) -> list[Result]:
+    """``results`` in PRECISION order: single runs of one Config but for its arithmetic
+    and kernel, one per arithmetic (saved runs may come in any order)."""
+    wanted = [a for a, _ in PRECISION]
+    if any(r.seeds is not None for r in results):
+        raise ValueError("precision takes single runs, not batches.")
+    by = {r.config.arithmetic: r for r in results}
+    if len(results) != len(wanted) or sorted(by) != sorted(wanted):
+        raise ValueError(f"precision takes {len(wanted)} runs, one per arithmetic "
+                         f"{wanted}. Got {[r.config.arithmetic for r in results]}.")
+    if len({r.config.replace(arithmetic="exact", kernel="fast") for r in results}) > 1:
+        raise ValueError("precision takes runs of one configuration, differing only in "
+                         "'arithmetic' and 'kernel'.")
+    return [by[a] for a in wanted]
+
+
 def build(name: str, results: list[Result]):
-    """The Figure of ``name`` from its runs (as ``runs_for`` returns them, or loaded): fig1
-    and fig2 two columns wide (7.0 in), data-quality one column (3.4 in)."""
+    """The Figure of ``name`` from its runs (as ``runs_for`` returns them, or loaded): fig1,
+    fig2 and precision two columns wide (7.0 in), data-quality one column (3.4 in)."""
     from . import plotting
 
     if name == "fig1":
@@ -110,6 +159,23 @@ def build(name: str, results: list[Result]):
         return plotting.optimizer_figure(*results)
     if name == "data-quality":
         return plotting.data_quality_figure(_data_quality_table(results))
+    if name == "precision":
+        return plotting.precision_figure(_precision_runs(results))
+    if name == "adam-continuum":
+        from .continuum import from_runs
+
+        return plotting.continuum_figure(from_runs(results))
+    if name == "real-data":
+        from .realdata import figure
+
+        return figure(results)
+    if name == "phase":
+        from .sweeps.phase import phase_figure
+
+        if len(results) != 1 or not hasattr(results[0], "columns"):
+            raise ValueError("phase takes one sweep (signsim.sweep, or a folder it wrote).")
+        return phase_figure(results[0], "snr", "horizon" if "steps" in results[0].grid.names
+                            else None)
     raise ValueError(f"The figure name must be one of {list(FIGURES)}. Got {name!r} instead.")
 
 

@@ -16,11 +16,15 @@ active coordinates of sparse weights (at most ``min(d, 1 + n s)``):
   ``"sparse"`` with ``P.coords``: int64 ([R,] u), sorted then -1 padding,
   ``P.W_Q_active``, ``P.W_K_active``, ``P.W_V_active``: float64 ([R,] m_k, u),
   ([R,] m_k, u), ([R,] 2, m_v, u), ``P.keys``: uint64 ([R,]), ``P.d``: int64 (),
-  ``P.sigma_0``: float64 ([R,]);
+  ``P.sigma_0``: float64 ([R,]), and under weight decay ``P.init_scale``: float64 ([R,]),
+  the factor (1 - lr wd)^t of the init off ``P.coords`` (absent: 1);
 - for D in ``dataset``, ``test_dataset``: ``D.replicas``, ``D.d``: int64 () (R, or -1 for
   a single run; d), ``D.mu_norm``: float64 (), ``D.y``, ``D.signal_position``: float64,
   int64 (R or 1, n), ``D.noise_index``, ``D.noise_value``: int64, float64 (R or 1, n, s)
-  (n_test for the test set).
+  (n_test for the test set); for real data (a data set class of ``storage`` "dense",
+  ``signsim.data.dataset_class``), ``D.signal``, ``D.noise``: float64 (R or 1, n, d)
+  instead of the noise index and values, each signal token of norm mu_norm (or 0), and
+  ``D.image``: int64 (R or 1, n), each image's row in its pool (>= 0).
 
 ``read`` checks, in this order, and refuses with one ``SignsimFileError`` at the first
 problem: the zip archive and its directory (no compressed, duplicated or non-.npy member,
@@ -53,21 +57,27 @@ from dataclasses import fields
 
 import numpy as np
 
+from .config import DATA_FIELDS as CONFIG_DATA_FIELDS
+from .config import OPTIMIZER_FIELDS
 from .config import Config
-from .data import Dataset
+from .data import Dataset, TokenDataset, dataset_class
 from .errors import SignsimFileError
 from .model import Params
 from .sparse import SparseParams
 from .tracker import DIMS, TEST_NAMES, History, schedule, shapes
 
-__all__ = ["FORMAT", "FORMAT_1", "DATA_FIELDS", "arrays_of", "read"]
+__all__ = ["FORMAT", "FORMAT_1", "DATA_FIELDS", "DENSE_DATA_FIELDS", "arrays_of", "read"]
 
 FORMAT = "signsim-result-2"
 FORMAT_1 = "signsim-result-1"  # before the per-replica configs: still read
 DATA_FIELDS = ("y", "signal_position", "noise_index", "noise_value")
+DENSE_DATA_FIELDS = ("y", "signal_position", "signal", "noise", "image")  # real data
 # the Config fields all replicas of one file share: they fix the shapes of its arrays
 SHAPE_FIELDS = ("n", "d", "s", "n_test", "m_k", "m_v", "mu_norm", "steps", "record_every",
                 "test_every")
+_SYNTHETIC = {f.name: f.default for f in fields(Config) if f.name in CONFIG_DATA_FIELDS}
+# saved before Signum, Lion, RMSProp and weight decay (issue 15): their defaults reproduce it
+_NO_DECAY = {f.name: f.default for f in fields(Config) if f.name in OPTIMIZER_FIELDS}
 _MAX_HEADER = 10_000  # characters of a .npy header, as numpy's own default limit
 _CHUNK = 1 << 20  # bytes read from a member at a time
 _DTYPES = {"f": "float64", "i": "int64", "u": "uint64", "b": "bool", "U": "str"}
@@ -225,7 +235,8 @@ def arrays_of(result) -> dict:
         arrays.update({f"{D}.replicas": np.array(R, np.int64),
                        f"{D}.d": np.array(items[0].d, np.int64),
                        f"{D}.mu_norm": np.array(items[0].mu_norm, np.float64)})
-        arrays.update({f"{D}.{k}": np.stack([getattr(x, k) for x in items]) for k in DATA_FIELDS})
+        names = DENSE_DATA_FIELDS if items[0].storage == "dense" else DATA_FIELDS
+        arrays.update({f"{D}.{k}": np.stack([getattr(x, k) for x in items]) for k in names})
     return arrays
 
 
@@ -265,7 +276,7 @@ def _read(a: _Archive) -> dict:
                       f"(or the older {FORMAT_1!r})")
     configs, batched, vary, known = (_configs_2 if kind == FORMAT else _configs_1)(a)
     c, R = configs[0], len(configs)
-    for name in SHAPE_FIELDS:
+    for name in SHAPE_FIELDS + ("data",):
         values = sorted({getattr(x, name) for x in configs})
         if len(values) > 1:
             raise a.error(f"its replicas disagree on {name} ({values}); the arrays of one "
@@ -286,11 +297,7 @@ def _read(a: _Archive) -> dict:
     for p in ("params", "init_params"):
         want.update(_params_members(a, p, c, lead, implied, kind == FORMAT_1))
     for D, count in (("dataset", c.n), ("test_dataset", c.n_test)):
-        want.update({f"{D}.replicas": ("i", ()), f"{D}.d": ("i", ()), f"{D}.mu_norm": ("f", ()),
-                     f"{D}.y": ("f", (lead or (1,)) + (count,)),
-                     f"{D}.signal_position": ("i", (lead or (1,)) + (count,)),
-                     f"{D}.noise_index": ("i", (lead or (1,)) + (count, c.s)),
-                     f"{D}.noise_value": ("f", (lead or (1,)) + (count, c.s))})
+        want.update(_data_members(D, c, (lead or (1,)) + (count,)))
     missing = sorted(set(want) - set(a.infos))
     unknown = sorted(set(a.infos) - set(want) - known)
     if missing:
@@ -301,6 +308,18 @@ def _read(a: _Archive) -> dict:
         a.check(key, dtype, shape, implied)
     return _values(a, configs, batched, vary, [k for k in want if k.startswith("history.")],
                    steps)
+
+
+def _data_members(D: str, c: Config, rows: tuple) -> dict:
+    """The members of data set ``D`` with ``rows`` = (R or 1, count) samples, by the
+    storage its class declares (``signsim.data.dataset_class``)."""
+    out = {f"{D}.replicas": ("i", ()), f"{D}.d": ("i", ()), f"{D}.mu_norm": ("f", ()),
+           f"{D}.y": ("f", rows), f"{D}.signal_position": ("i", rows)}
+    if dataset_class(c).storage == "dense":
+        return {**out, f"{D}.signal": ("f", rows + (c.d,)), f"{D}.noise": ("f", rows + (c.d,)),
+                f"{D}.image": ("i", rows)}
+    return {**out, f"{D}.noise_index": ("i", rows + (c.s,)),
+            f"{D}.noise_value": ("f", rows + (c.s,))}
 
 
 def _steps(a: _Archive, key: str, steps: int, every: int, implied: str) -> np.ndarray:
@@ -375,6 +394,7 @@ def _config(a: _Archive, data, where: str) -> Config:
     if not isinstance(data, dict):
         raise a.error(f"its {where} is not a JSON object")
     names = [f.name for f in fields(Config)]
+    data = {**_SYNTHETIC, **_NO_DECAY, **data}  # saved before real data: the synthetic data
     missing, unknown = [k for k in names if k not in data], sorted(set(data) - set(names))
     if missing or unknown:
         raise a.error(f"its {where} " + " and ".join(
@@ -409,11 +429,12 @@ def _params_members(a: _Archive, p: str, c: Config, lead: tuple, implied: str,
     sigma_0 = lead
     if first_format and lead and f"{p}.sigma_0" in a.infos and a.header(f"{p}.sigma_0")[0] == ():
         sigma_0 = ()  # the first format kept one sigma_0 for a batch
+    scale = {f"{p}.init_scale": ("f", lead)} if f"{p}.init_scale" in a.infos else {}
     return {f"{p}.kind": ("U", ()), f"{p}.coords": ("i", lead + (u,)),
             f"{p}.W_Q_active": ("f", lead + (c.m_k, u)),
             f"{p}.W_K_active": ("f", lead + (c.m_k, u)),
             f"{p}.W_V_active": ("f", lead + (2, c.m_v, u)), f"{p}.keys": ("u", lead),
-            f"{p}.d": ("i", ()), f"{p}.sigma_0": ("f", sigma_0)}
+            f"{p}.d": ("i", ()), f"{p}.sigma_0": ("f", sigma_0), **scale}
 
 
 def _values(a: _Archive, configs: tuple, batched: bool, vary: tuple, history: list,
@@ -456,10 +477,14 @@ def _params(a: _Archive, p: str, configs: tuple, batched: bool):
     if not np.array_equal(sigma_0, want):
         raise a.error(f"its member '{p}.sigma_0' is {sigma_0.tolist()}, but the stored "
                       f"config(s) give sigma_0 = {want.tolist()}")
+    scale = a.array(f"{p}.init_scale") if f"{p}.init_scale" in a.infos else np.array(1.0)
+    if not np.all((scale > 0) & (scale <= 1)):  # (1 - lr wd)^t (weight decay, E22b)
+        raise a.error(f"its member '{p}.init_scale' is not in (0, 1]: {scale.tolist()}")
     return SparseParams(coords=coords, W_Q_active=a.array(f"{p}.W_Q_active"),
                         W_K_active=a.array(f"{p}.W_K_active"),
                         W_V_active=a.array(f"{p}.W_V_active"), keys=a.array(f"{p}.keys"), d=d,
-                        sigma_0=sigma_0 if batched else float(sigma_0))
+                        sigma_0=sigma_0 if batched else float(sigma_0),
+                        init_scale=scale if batched and scale.ndim else float(scale))
 
 
 def _dataset(a: _Archive, D: str, configs: tuple, batched: bool):
@@ -468,14 +493,27 @@ def _dataset(a: _Archive, D: str, configs: tuple, batched: bool):
                 "the number of replicas (-1 for a single run)")
     d = _scalar(a, f"{D}.d", c.d, "the stored config's d")
     mu_norm = _scalar(a, f"{D}.mu_norm", c.mu_norm, "the stored config's mu_norm")
-    got = {k: a.array(f"{D}.{k}") for k in DATA_FIELDS}
-    for k, ok, text in (("y", np.isin(got["y"], (-1.0, 1.0)), "labels in {-1, +1}"),
-                        ("signal_position", np.isin(got["signal_position"], (0, 1)),
-                         "token positions in {0, 1}"),
-                        ("noise_index", (got["noise_index"] >= 1) & (got["noise_index"] < d),
-                         f"coordinates in [1, {d})")):
+    dense = dataset_class(c).storage == "dense"
+    got = {k: a.array(f"{D}.{k}") for k in (DENSE_DATA_FIELDS if dense else DATA_FIELDS)}
+    checks = [("y", np.isin(got["y"], (-1.0, 1.0)), "labels in {-1, +1}"),
+              ("signal_position", np.isin(got["signal_position"], (0, 1)),
+               "token positions in {0, 1}")]
+    if dense:
+        norms = np.linalg.norm(got["signal"], axis=-1)
+        checks += [("signal", (np.abs(norms - mu_norm) <= 1e-12 * max(mu_norm, 1.0))
+                    | (norms == 0), f"signal tokens of norm mu_norm = {mu_norm!r} (or 0)"),
+                   ("noise", np.isfinite(got["noise"]), "finite noise tokens"),
+                   ("image", got["image"] >= 0, "image rows >= 0")]
+    else:
+        checks.append(("noise_index", (got["noise_index"] >= 1) & (got["noise_index"] < d),
+                       f"coordinates in [1, {d})"))
+    for k, ok, text in checks:
         if not ok.all():
             raise a.error(f"its member '{D}.{k}' does not hold {text}")
-    items = [Dataset(**{k: v[r] for k, v in got.items()}, d=d, mu_norm=mu_norm)
-             for r in range(max(R, 1))]
+    if dense:
+        items = [TokenDataset(**{k: v[r] for k, v in got.items()}, mu_norm=mu_norm)
+                 for r in range(max(R, 1))]
+    else:
+        items = [Dataset(**{k: v[r] for k, v in got.items()}, d=d, mu_norm=mu_norm)
+                 for r in range(max(R, 1))]
     return items if batched else items[0]

@@ -82,7 +82,7 @@ def grouped_sum(sign: np.ndarray, log: np.ndarray, starts: np.ndarray):
     ``np.add.reduceat``), as (sign, log); every group must be non-empty."""
     top = np.maximum.reduceat(log, starts, axis=0)
     np.maximum(top, FLOOR, out=top)
-    sizes = np.diff(np.r_[starts, len(sign)])
+    sizes = np.concatenate((starts[1:], [len(sign)])) - starts  # (np.r_ costs 5x more)
     ratio = sign * np.exp(log - np.repeat(top, sizes, axis=0))
     return _finish(np.add.reduceat(ratio, starts, axis=0), top)
 

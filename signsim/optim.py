@@ -52,6 +52,15 @@ What the fast kernel may rely on is *declared* by the optimizer, never read from
     The contract above. A rule that is not entrywise (a norm over a block, clipping, a
     factored second moment) must say ``entrywise=False``: the fast kernel refuses it (its
     layouts are exact for entrywise rules only) and the dense reference runs it.
+``decoupled_decay`` (bool, default False)
+    The kernels may apply ``Config.weight_decay`` to this rule the decoupled way (E22b):
+    W <- (1 - lr wd) W + update, every weight, on U and off it, after the update was
+    computed from W^(t-1) (``decay_factor``). Every built-in rule declares it (AdamW is
+    ``adam`` with ``weight_decay > 0``); a rule registered from outside that does not is
+    refused a nonzero weight decay (it might decay its weights itself).
+
+The built-in rules (docs/optimizers.md): ``signgd`` (E20), ``signum`` (E20a), ``lion``
+(E20b), ``adam`` (E21), ``rmsprop`` (E21a), ``gd`` (E22), ``normalized_gd`` (E22a).
 """
 
 from __future__ import annotations
@@ -60,10 +69,13 @@ from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from .logspace import signed_add
+from .logspace import signed_add, signed_sum
 
 __all__ = ["Optimizer", "LogForm", "AdamLogState", "ADAM_FLOAT64_EPS", "SignGDState",
-           "AdamState", "GDState", "sign_gd", "adam", "gd", "apply_updates", "from_config", "register", "unregister", "available", "registration"]
+           "AdamState", "GDState", "MomentumState", "MomentumLogState", "RMSPropState",
+           "RMSPropLogState", "sign_gd", "adam", "gd", "signum", "lion", "rmsprop",
+           "normalized_gd", "apply_updates", "decay_factor", "from_config", "register",
+           "unregister", "available", "registration"]
 
 
 class LogForm(NamedTuple):
@@ -86,6 +98,7 @@ class Optimizer(NamedTuple):
     entrywise: bool = True
     log_form: LogForm | None = None
     float64_exact: bool = False
+    decoupled_decay: bool = False
 
 
 class SignGDState(NamedTuple):
@@ -143,7 +156,8 @@ def sign_gd(lr: float) -> Optimizer:
         return update(signs, state)
 
     return Optimizer(init, update, homogeneity=0.0, proportional_to_lr=True, sign_based=True,
-                     label="SignGD", log_form=LogForm(init, log_update, magnitudes=False))
+                     label="SignGD", log_form=LogForm(init, log_update, magnitudes=False),
+                     decoupled_decay=True)
 
 
 def gd(lr: float) -> Optimizer:
@@ -156,7 +170,7 @@ def gd(lr: float) -> Optimizer:
         return _map(lambda g: -lr * g, grads), GDState(state.count + 1)
 
     return Optimizer(init, update, homogeneity=1.0, proportional_to_lr=True, label="GD",
-                     float64_exact=True)
+                     float64_exact=True, decoupled_decay=True)
 
 
 def adam(lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> Optimizer:
@@ -202,7 +216,7 @@ def adam(lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8)
 
     return Optimizer(init, update, proportional_to_lr=True, sign_based=True, label="Adam",
                      log_form=_adam_log_form(lr, beta1, beta2, eps),
-                     float64_exact=eps >= ADAM_FLOAT64_EPS)
+                     float64_exact=eps >= ADAM_FLOAT64_EPS, decoupled_decay=True)
 
 
 def _log(x: float) -> float:
@@ -257,10 +271,245 @@ def _adam_log_form(lr: float, beta1: float, beta2: float, eps: float) -> LogForm
     return LogForm(init, update)
 
 
+# ---------------------------------------------------------------- between SignGD and Adam
+
+
+class MomentumState(NamedTuple):
+    count: int
+    mu: Any  # the momentum buffer m, same structure as params
+
+
+class MomentumLogState(NamedTuple):
+    """A momentum buffer in sign and log-magnitude form (the log forms of Signum, Lion)."""
+
+    count: int
+    mu_sign: Any  # sign(m)
+    mu_log: Any  # log|m| (-inf where m = 0)
+
+
+class RMSPropState(NamedTuple):
+    count: int
+    nu: Any  # the running mean v of g^2
+
+
+class RMSPropLogState(NamedTuple):
+    count: int
+    nu_log: Any  # log v (-inf where v = 0)
+
+
+def _split_leaves(out, like):
+    """The per-leaf tuples ``_map`` returned, as one tree per component."""
+    if isinstance(like, np.ndarray):
+        return out
+    return tuple(type(like)(*parts) for parts in zip(*out))
+
+
+def _empty_log(params):
+    """(zero signs, -inf logs) of the structure of ``params``: a buffer that is 0."""
+    return _map(np.zeros_like, params), _map(lambda p: np.full_like(p, -np.inf), params)
+
+
+def _log_ema(lb: float, lc: float):
+    """(sign, log) of b m + c g from (sign, log) pairs, with lb = log b, lc = log c: an EMA
+    whose sign no underflow decides (``logspace.signed_add``)."""
+    return lambda ms, ml, gs, gl: signed_add(ms, ml + lb, gs, gl + lc)
+
+
+def signum(lr: float, momentum: float = 0.9) -> Optimizer:
+    """Signum (Bernstein et al., signSGD, 2018): the sign of a momentum buffer (E20a)::
+
+        m <- momentum m + (1 - momentum) g        (m = 0 before step 1)
+        W <- W - lr sign(m)
+
+    The sign of the buffer, not a buffer of signs. momentum = 0 is SignGD (m = g). m is
+    linear in the gradient history, so the step is homogeneous of degree 0. The log form
+    keeps m as (sign m, log|m|): a gradient or buffer below the float64 range still
+    decides the sign it decides in real arithmetic.
+    """
+    b, c = momentum, 1.0 - momentum
+    ema = _log_ema(_log(b), _log(c))
+
+    def init(params):
+        return MomentumState(0, _map(np.zeros_like, params))
+
+    def update(grads, state):
+        mu = _map(lambda g, m: b * m + c * g, grads, state.mu)
+        return _map(lambda m: -lr * np.sign(m), mu), MomentumState(state.count + 1, mu)
+
+    def log_init(params):
+        return MomentumLogState(0, *_empty_log(params))
+
+    def log_update(signs, logs, state):
+        ms, ml = _split_leaves(_map(lambda gs, gl, s, lg: ema(s, lg, gs, gl), signs, logs,
+                                    state.mu_sign, state.mu_log), signs)
+        return _map(lambda s: -lr * s, ms), MomentumLogState(state.count + 1, ms, ml)
+
+    return Optimizer(init, update, homogeneity=0.0, proportional_to_lr=True, sign_based=True,
+                     label="Signum", log_form=LogForm(log_init, log_update),
+                     decoupled_decay=True)
+
+
+def lion(lr: float, beta1: float = 0.9, beta2: float = 0.99) -> Optimizer:
+    """Lion (Chen et al., "Symbolic Discovery of Optimization Algorithms", 2023) (E20b)::
+
+        c <- beta1 m + (1 - beta1) g
+        W <- W - lr sign(c)
+        m <- beta2 m + (1 - beta2) g              (m = 0 before step 1)
+
+    The step direction interpolates with beta1, the buffer decays with beta2 (defaults
+    0.9 and 0.99, the paper's, not Adam's). beta1 = 0 is SignGD. c and m are linear in
+    the gradient history: homogeneous of degree 0. The log form keeps m and c in sign and
+    log-magnitude form.
+    """
+    b1, c1, b2, c2 = beta1, 1.0 - beta1, beta2, 1.0 - beta2
+    direction, buffer = _log_ema(_log(b1), _log(c1)), _log_ema(_log(b2), _log(c2))
+
+    def init(params):
+        return MomentumState(0, _map(np.zeros_like, params))
+
+    def update(grads, state):
+        upd = _map(lambda g, m: -lr * np.sign(b1 * m + c1 * g), grads, state.mu)
+        mu = _map(lambda g, m: b2 * m + c2 * g, grads, state.mu)
+        return upd, MomentumState(state.count + 1, mu)
+
+    def log_init(params):
+        return MomentumLogState(0, *_empty_log(params))
+
+    def log_update(signs, logs, state):
+        m = (state.mu_sign, state.mu_log)
+        upd = _map(lambda gs, gl, s, lg: -lr * direction(s, lg, gs, gl)[0], signs, logs, *m)
+        ms, ml = _split_leaves(_map(lambda gs, gl, s, lg: buffer(s, lg, gs, gl), signs, logs,
+                                    *m), signs)
+        return upd, MomentumLogState(state.count + 1, ms, ml)
+
+    return Optimizer(init, update, homogeneity=0.0, proportional_to_lr=True, sign_based=True,
+                     label="Lion", log_form=LogForm(log_init, log_update),
+                     decoupled_decay=True)
+
+
+def rmsprop(lr: float, alpha: float = 0.99, eps: float = 1e-8) -> Optimizer:
+    """RMSProp with PyTorch semantics (``torch.optim.RMSprop``, not centered, no momentum)
+    (E21a)::
+
+        v <- alpha v + (1 - alpha) g^2            (v = 0 before step 1)
+        W <- W - lr g / (sqrt(v) + eps)
+
+    eps is added after the square root, as PyTorch does (and Adam, E21); there is no bias
+    correction. So it is Adam with beta1 = 0 and beta2 = alpha without Adam's division of
+    v by 1 - beta2^t. With eps = 0, 0/0 counts as 0 and a nonzero g over v = 0 (g^2
+    underflowing in float64) raises FloatingPointError. Like Adam it is float64-exact for
+    eps >= ADAM_FLOAT64_EPS (docs/model.md section 5) and has a log form below.
+    """
+    la, lc = _log(alpha), _log(1.0 - alpha)
+
+    def init(params):
+        return RMSPropState(0, _map(np.zeros_like, params))
+
+    def step(g, v, t):
+        v = alpha * v + (1.0 - alpha) * (g * g)
+        denom = np.sqrt(v) + eps
+        zero = denom == 0.0
+        if eps == 0.0 and np.any(zero & (g != 0.0)):
+            raise FloatingPointError(
+                f"RMSProp with eps=0 met a nonzero gradient over a zero second moment at "
+                f"step {t} (g^2 underflowed); use eps > 0 or arithmetic='exact'.")
+        return -lr * np.divide(g, denom, out=np.zeros_like(g), where=~zero), v
+
+    def update(grads, state):
+        t = state.count + 1
+        upd, nu = _split_leaves(_map(lambda g, v: step(g, v, t), grads, state.nu), grads)
+        return upd, RMSPropState(t, nu)
+
+    def log_init(params):
+        return RMSPropLogState(0, _empty_log(params)[1])
+
+    def log_step(gs, gl, vl):
+        vl = np.logaddexp(vl + la, 2.0 * gl + lc)  # > -inf wherever g != 0 (alpha < 1)
+        log_denom = np.logaddexp(0.5 * vl, _log(eps)) if eps > 0.0 else 0.5 * vl
+        moving = gs != 0.0
+        ratio = np.exp(np.where(moving, gl - np.where(moving, log_denom, 0.0), -np.inf))
+        return -lr * (gs * ratio), vl
+
+    def log_update(signs, logs, state):
+        upd, nu = _split_leaves(_map(log_step, signs, logs, state.nu_log), signs)
+        return upd, RMSPropLogState(state.count + 1, nu)
+
+    return Optimizer(init, update, proportional_to_lr=True, sign_based=True, label="RMSProp",
+                     log_form=LogForm(log_init, log_update),
+                     float64_exact=eps >= ADAM_FLOAT64_EPS, decoupled_decay=True)
+
+
+def normalized_gd(lr: float) -> Optimizer:
+    """Normalized gradient descent, block by block (E22a)::
+
+        W_B <- W_B - lr g_B / ||g_B||_F           for each block B: W_Q, W_K, W_V
+
+    ||.||_F is the Frobenius norm of the whole block (for W_V: both heads, every value
+    row); a block whose gradient is 0 stays put (0/0 counts as 0). Every moving block
+    moves by exactly lr in Frobenius norm. The norm couples a block's coordinates, so the
+    rule is not entrywise (``entrywise=False``: the dense reference runs it). The float64
+    form divides by the largest |g| first (no overflow or underflow of g^2); the log form
+    takes the norm from log|g| (``logspace.signed_sum``), so a block whose every gradient
+    entry is below the float64 range still moves by lr.
+    """
+
+    def init(params):
+        return GDState(count=0)
+
+    def step(g):
+        top = np.max(np.abs(g))
+        if top == 0.0:
+            return np.zeros_like(g)
+        unit = g / top
+        return -lr * (unit / np.sqrt(np.sum(unit * unit)))
+
+    def update(grads, state):
+        return _map(step, grads), GDState(state.count + 1)
+
+    def log_step(gs, gl):
+        top = np.max(gl)  # log of the largest |g|: divided out first, as in float64
+        if top == -np.inf:
+            return np.zeros_like(gl)
+        rel = gl - top  # log(|g| / max|g|) <= 0, without the size of the logs
+        _, log_sq = signed_sum(np.abs(gs).ravel(), 2.0 * rel.ravel())  # log sum (g/max)^2
+        return -lr * (gs * np.exp(rel - 0.5 * log_sq))
+
+    def log_update(signs, logs, state):
+        return _map(log_step, signs, logs), GDState(state.count + 1)
+
+    return Optimizer(init, update, proportional_to_lr=True, label="normalized GD",
+                     entrywise=False, log_form=LogForm(init, log_update), decoupled_decay=True)
+
+
+def decay_factor(opt: Optimizer, config) -> float:
+    """The factor 1 - lr wd of decoupled weight decay (E22b, ``wd = config.weight_decay``):
+    each step W <- factor W + update, every weight. Exactly 1.0 without weight decay.
+
+    Raises
+    ------
+    ValueError
+        If weight_decay > 0 and the optimizer does not declare ``decoupled_decay``, or if
+        lr * weight_decay >= 1 (a factor <= 0 would erase or flip every weight).
+    """
+    wd = config.weight_decay
+    if wd == 0.0:
+        return 1.0
+    if not opt.decoupled_decay:
+        raise ValueError(f"The optimizer {config.optimizer!r} does not declare "
+                         "decoupled_decay, so the 'weight_decay' parameter must be 0 for it "
+                         f"(signsim.optim docstring). Got weight_decay={wd!r}.")
+    factor = 1.0 - config.lr * wd
+    if not factor > 0.0:
+        raise ValueError("The 'weight_decay' parameter times 'lr' must be below 1 (the "
+                         f"decay factor 1 - lr weight_decay in (0, 1]). Got weight_decay={wd!r}"
+                         f" with lr={config.lr!r}.")
+    return factor
+
+
 # ---------------------------------------------------------------- the registry
 
 _REGISTRY: dict[str, Callable[[Any], Optimizer]] = {}
-_BUILT_IN = ("signgd", "adam", "gd")
+_BUILT_IN = ("signgd", "adam", "gd", "signum", "lion", "rmsprop", "normalized_gd")
 
 
 def register(name: str, factory: Callable[[Any], Optimizer], *, replace: bool = False) -> None:
@@ -329,3 +578,7 @@ def from_config(config) -> Optimizer:
 register("signgd", lambda c: sign_gd(c.lr))
 register("adam", lambda c: adam(c.lr, c.beta1, c.beta2, c.eps))
 register("gd", lambda c: gd(c.lr))
+register("signum", lambda c: signum(c.lr, c.momentum))
+register("lion", lambda c: lion(c.lr, c.lion_beta1, c.lion_beta2))
+register("rmsprop", lambda c: rmsprop(c.lr, c.rmsprop_alpha, c.eps))
+register("normalized_gd", lambda c: normalized_gd(c.lr))

@@ -18,14 +18,17 @@ import matplotlib.style
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import NullLocator
+from matplotlib.ticker import FuncFormatter, NullLocator
 
 from . import stages as _stages
 from .tracker import TEST_NAMES
 
-__all__ = ["ONE_COLUMN", "STAGE_COLORS", "TWO_COLUMNS", "PaperFigure", "data_quality_figure",
-           "not_reached", "optimizer_figure", "paper_style", "plot_quantity", "shade_stages",
-           "stage_figure", "stage_spans", "style_path"]
+__all__ = ["ONE_COLUMN", "STAGE_COLORS", "TWO_COLUMNS", "PaperFigure", "continuum_figure",
+           "data_quality_figure",
+           "not_reached", "optimizer_figure", "paper_style", "plot_quantity", "precision_figure",
+           "query_sign_share", "real_data_figure", "shade_stages", "stage_figure",
+           "stage_spans", "still_share",
+           "style_path"]
 
 ONE_COLUMN, TWO_COLUMNS = 3.4, 7.0  # figure widths in inches
 STAGE_COLORS = ("#e8eef7", "#eaf4e6", "#fbf1dc", "#f6e4e4")  # I, II, III, IV
@@ -95,7 +98,8 @@ def plot_quantity(result, name: str, *, ax=None, index=(), band=(10, 90), label=
     data = np.asarray(result.history[name])
     batched = result.seeds is not None
     if batched:
-        data = data[(slice(None), slice(None)) + tuple(np.atleast_1d(index))] if index != () else data
+        if index != ():
+            data = data[(slice(None), slice(None)) + tuple(np.atleast_1d(index))]
         flat = data.reshape(data.shape[0], data.shape[1], -1)  # (R, T, k)
         mid = np.median(flat, axis=0)
         lo, hi = np.percentile(flat, band, axis=0)
@@ -355,13 +359,12 @@ def optimizer_figure(first, second, *, neuron=0):
 
 def _snr_axis(ax, snrs):
     """A log2 SNR axis ticked in plain numbers (0.25, 0.5, 1, 2, 4, 8) at the powers of two
-    that span the SNRs drawn, and at those SNRs."""
+    that span the SNRs drawn (SNRs between them, a finer grid, are drawn unlabelled)."""
     drawn = {float(x) for c in snrs for x in c}
-    ticks = set(drawn)
+    ticks = []
     if drawn:
         lo, hi = math.floor(math.log2(min(drawn))), math.ceil(math.log2(max(drawn)))
-        ticks |= {2.0 ** k for k in range(lo, hi + 1)}
-    ticks = sorted(ticks)
+        ticks = [2.0 ** k for k in range(lo, hi + 1)]
     ax.set_xscale("log", base=2)
     ax.set_xticks(ticks, labels=[f"{x:g}" for x in ticks])
     ax.xaxis.set_minor_locator(NullLocator())
@@ -403,5 +406,324 @@ def data_quality_figure(curves, *, band=(0, 100)):
             _snr_axis(ax, [c.snrs for c in curves])
             ax.set_ylabel(name)
             ax.set_title(f"({letter}) {name}")
+        fig.legend(loc="outside lower center", title=_band_title(curves, band))
+    return fig
+
+
+# ------------------------------------------------------------------ precision
+
+# how each arithmetic is drawn: colour, line style, width (exact wide, under the others)
+_ARITHMETIC_STYLES = {"exact": ("tab:blue", "-", 2.4), "float64": ("tab:orange", "--", 1.1),
+                      "float32": ("tab:red", "-.", 1.1)}
+
+
+def query_sign_share(result) -> np.ndarray:
+    """(T,) the share of query-noise entries (neuron s, sample i) whose sign is that of
+    their neuron's query signal: sign <w_{Q,s}, y_i xi_i> = sign <w_{Q,s}, mu> (spec
+    section 7, Stage IV), at each recorded step."""
+    h = result.history
+    same = np.sign(h["query_noise"]) == np.sign(h["query_signal"])[:, :, None]
+    return same.mean(axis=(1, 2))
+
+
+def still_share(result) -> np.ndarray:
+    """(T - 1,) the share of query-noise entries that did not move since the previous
+    recorded step (0 where every entry moved), at the recorded steps after the first."""
+    qn = result.history["query_noise"]
+    return (qn[1:] == qn[:-1]).mean(axis=(1, 2))
+
+
+def _freezing(result) -> str:
+    """When the query noise stopped moving, in words (mathtext): "never frozen", or the
+    first step with an entry that did not move and the step from which none moves."""
+    still, steps = still_share(result), result.steps[1:]
+    if not still.any():
+        return "never frozen"
+    first = int(steps[np.flatnonzero(still > 0)[0]])
+    moving = np.flatnonzero(still < 1)
+    if moving.size and moving[-1] == len(still) - 1:
+        return f"frozen: first at $t={first}$"
+    last = int(steps[moving[-1]]) if moving.size else int(result.steps[0])
+    return f"frozen: first at $t={first}$, all at $t>{last}$"
+
+
+def _opposite(result) -> np.ndarray:
+    """(m_k, n) query noise whose sign is not its neuron's query-signal sign, at the end."""
+    h = result.history
+    return np.sign(h["query_noise"][-1]) != np.sign(h["query_signal"][-1])[:, None]
+
+
+def _arithmetic_name(result) -> str:
+    a = result.config.arithmetic
+    return f"{a} (dense)" if result.config.kernel == "dense" else a
+
+
+def _share_panels(ax_share, ax_still, results):
+    """Panels (a) and (b): the two shares over steps, one line per arithmetic."""
+    for r in results:
+        color, dashes, width = _ARITHMETIC_STYLES[r.config.arithmetic]
+        style = dict(color=color, linestyle=dashes, linewidth=width, label=_arithmetic_name(r))
+        ax_share.plot(r.steps, query_sign_share(r), **style)
+        ax_still.plot(r.steps[1:], still_share(r), **style)
+    ax_share.set_title("(a) query noise with its neuron's query-signal sign")
+    ax_still.set_title("(b) query noise that did not move in the step (frozen)")
+    ax_still.set_ylim(-0.03, 1.03)
+    for ax, where in ((ax_share, "lower right"), (ax_still, "center right")):
+        ax.set_xlabel("step $t$")
+        ax.set_ylabel(r"share of the $(s, i)$")
+        ax.set_xlim(0, max(int(r.steps[-1]) for r in results))
+        ax.legend(loc=where)
+
+
+def _trace_panel(ax, result, neuron, letter):
+    """One arithmetic's query noise of one neuron, solid or dotted by its sign against the
+    query signal at the last step, the query signal (x10), and T4 if reached."""
+    h, steps, cfg = result.history, result.steps, result.config
+    qn, qs = h["query_noise"][:, neuron], h["query_signal"][:, neuron]  # (T, n), (T,)
+    same = ~_opposite(result)[neuron]
+    ax.plot(steps, qn[:, same], color="tab:blue", linewidth=0.6, alpha=0.8)
+    ax.plot(steps, qn[:, ~same], color="tab:red", linewidth=0.9, linestyle=":")
+    ax.plot(steps, qs / cfg.mu_norm * 10, color="black", linewidth=1.2)
+    report = _stages.detect(result)
+    T4 = report.T4
+    if T4 is not None:
+        ax.axvline(T4, color="0.45", linestyle="--", linewidth=0.6)
+    reached = f"$T_4={T4}$" if T4 is not None else "$T_4$ not reached"
+    opposite = _opposite(result)
+    ax.set_title(f"({letter}) {_arithmetic_name(result)}, {reached}\n{_freezing(result)}\n"
+                 f"{int(opposite.sum())} of {opposite.size} opposite at the end")
+    ax.set_xlabel("step $t$")
+    ax.set_xlim(0, int(steps[-1]))
+
+
+def _trace_legend(fig, neuron):
+    """One legend for the trace panels, below the figure."""
+    handles = [Line2D([], [], color="tab:blue", linewidth=0.8),
+               Line2D([], [], color="tab:red", linewidth=0.9, linestyle=":"),
+               Line2D([], [], color="black", linewidth=1.2)]
+    labels = [rf"(c)-(e) $\langle w_{{Q,{neuron}}}, y_i\xi_i\rangle$ with the query-signal "
+              "sign at the last step", "dotted: the opposite sign",
+              rf"$10\,\langle w_{{Q,{neuron}}}, \mu\rangle/\|\mu\|$"]
+    return fig.legend(handles, labels, loc="outside lower center", ncol=3)
+
+
+def precision_figure(results, *, neuron=None):
+    """One configuration under several arithmetics (``Config.arithmetic``; issue 11): fig1
+    under exact, float64 and float32 in ``figures``. Two columns wide (7.0 in).
+
+    (a) the share of query-noise entries whose sign is their neuron's query-signal sign
+    (``query_sign_share``) and (b) the share that did not move in the step
+    (``still_share``), one line per arithmetic; then, one panel per run, the query noise of
+    neuron ``neuron`` with its query signal, titled with T4 (or that it was not reached) and
+    when the entries stopped moving, and how many of all (s, i) end opposite.
+
+    Parameters
+    ----------
+    results : sequence of Result
+        Single runs, drawn in this order (at most three trace panels fit a row).
+    neuron : int, optional
+        The neuron of the trace panels; default: the one with the most query noise of the
+        sign opposite to its query signal at the end, summed over the runs (the first such).
+    """
+    if not 1 <= len(results) <= 3 or any(r.seeds is not None for r in results):
+        raise ValueError("precision_figure takes one to three single runs (one per "
+                         f"arithmetic). Got {len(results)} result(s).")
+    if neuron is None:
+        neuron = int(np.argmax(sum(_opposite(r).sum(axis=1) for r in results)))
+    letters = "cde"[:len(results)]
+    top = ["a"] * len(results) + ["b"] * len(results)
+    with paper_style():
+        fig = _plt().figure(figsize=(TWO_COLUMNS, 4.9), FigureClass=PaperFigure,
+                            layout="constrained")
+        axes = fig.subplot_mosaic([top, [c for c in letters for _ in range(2)]],
+                                  sharey=False)
+        _share_panels(axes["a"], axes["b"], results)
+        for letter, result in zip(letters, results):
+            _trace_panel(axes[letter], result, neuron, letter)
+            if letter != "c":
+                axes[letter].sharey(axes["c"])
+        axes["c"].set_ylabel(rf"query noise, neuron $s={neuron}$")
+        _trace_legend(fig, neuron)
+        cfg = results[0].config
+        fig.suptitle(rf"{_label(cfg)} ($n={cfg.n}$, $d={_tex(cfg.d)}$, $s={cfg.s}$, "
+                     rf"$\mathrm{{lr}}={_tex(cfg.lr)}$, {cfg.steps} steps) in each arithmetic")
+    return fig
+
+
+# ------------------------------------------------------------------ the Adam continuum
+
+_BETA2_COLORS = ("tab:red", "tab:orange", "tab:green", "tab:blue", "tab:purple", "tab:brown")
+_OTHER_MARKERS = ("s", "D", "^", "v", "P", "X")  # the other optimizers, in table order
+
+
+def _eps_axis(ax, eps):
+    """A categorical eps axis: 0 first, then the values in increasing order."""
+    ax.set_xticks(range(len(eps)), labels=["0" if e == 0 else f"${_tex(e)}$" for e in eps],
+                  rotation=45)
+    ax.set_xlabel(r"Adam's $\epsilon$")
+
+
+def _adam_values(table, beta1, beta2, field):
+    """(eps, values) of the Adam rows at (beta1, beta2); NaN where a run diverged."""
+    rows = table.adam(beta1, beta2)
+    return [r.config.eps for r in rows], np.array([getattr(r, field) for r in rows], float)
+
+
+def _continuum_row(axes, table, grid, field, ylabel, letters):
+    """One row of panels, one per beta1: ``field`` against eps, one line per beta2."""
+    beta1s, beta2s, eps = grid
+    for ax, b1, letter in zip(axes, beta1s, letters):
+        for b2, color in zip(beta2s, _BETA2_COLORS):
+            e, y = _adam_values(table, b1, b2, field)
+            ax.plot([eps.index(x) for x in e], y, marker="o", color=color,
+                    label=rf"$\beta_2={b2:g}$")
+        _eps_axis(ax, eps)
+        ax.set_ylim(-0.05, 1.05)
+        ax.set_title(rf"({letter}) Adam, $\beta_1={b1:g}$")
+    axes[0].set_ylabel(ylabel)
+
+
+def _continuum_map(ax, table, eps, letter):
+    """Every run at (update-sign agreement with SignGD, share of negative noise flipped):
+    Adam coloured by eps, the other optimizers marked and named."""
+    cmap = _plt().get_cmap("viridis", len(eps))
+    adam = [r for r in table.rows if r.role == "adam" and not r.diverged]
+    points = ax.scatter([r.agreement for r in adam], [r.flipped for r in adam],
+                        c=[eps.index(r.config.eps) for r in adam], cmap=cmap, s=9,
+                        vmin=-0.5, vmax=len(eps) - 0.5, linewidths=0)
+    marked = [r for r in table.rows if r.role != "adam" and not r.diverged]
+    markers = iter(_OTHER_MARKERS)
+    for r in marked:
+        marker = "*" if r.role == "signgd" else next(markers, "o")
+        ax.scatter([r.agreement], [r.flipped], marker=marker, s=30, facecolor="none",
+                   edgecolor="black", linewidths=0.8)
+        ax.annotate(r.label, (r.agreement, r.flipped), xytext=(4, 3),
+                    textcoords="offset points", fontsize=7)
+    bar = ax.figure.colorbar(points, ax=ax, ticks=range(len(eps)), pad=0.01)
+    bar.ax.set_yticklabels(["0" if e == 0 else f"${_tex(e)}$" for e in eps])
+    bar.set_label(r"Adam's $\epsilon$")
+    ax.set_xlabel("update-sign agreement with SignGD (mean over steps)")
+    ax.set_ylabel("negative noise flipped")
+    ax.set_title(f"({letter}) every run on one map")
+
+
+def _continuum_distances(ax, table, grid, letter):
+    """Trajectory distance of query noise to SignGD (solid) and to GD at lr/eps (dashed)
+    against eps, at the largest beta1, one colour per beta2."""
+    beta1s, beta2s, eps = grid
+    for b2, color in zip(beta2s, _BETA2_COLORS):
+        for field, style in (("to_signgd", "-"), ("to_gd", "--")):
+            e, y = _adam_values(table, beta1s[-1], b2, field)
+            ax.plot([eps.index(x) for x in e], y, linestyle=style, marker="o", color=color)
+    _eps_axis(ax, eps)
+    ax.set_ylabel("query-noise distance")
+    ax.set_title(rf"({letter}) distances, $\beta_1={beta1s[-1]:g}$")
+
+
+def continuum_figure(table):
+    """The Adam continuum (issue 15; ``signsim.continuum``, docs/optimizers.md). Two
+    columns wide (7.0 in).
+
+    One panel per beta1 in each of the first two rows, eps along the x axis, one line per
+    beta2: (first row) the update-sign agreement with SignGD, mean over the steps
+    (``signsim.compare``); (second row) the share of the negative noise at SignGD's T3
+    that flipped by the end. Then every run at (agreement, flipped), Adam coloured by eps
+    and Signum, Lion, RMSProp and SignGD marked; and the trajectory distances of the query
+    noise to SignGD and to GD at lr / eps for the largest beta1.
+
+    Parameters
+    ----------
+    table : continuum.Continuum
+    """
+    adam = [r.config for r in table.rows if r.role == "adam"]
+    if not adam:
+        raise ValueError("continuum_figure needs Adam runs in the table. Got none.")
+    grid = (sorted({c.beta1 for c in adam}), sorted({c.beta2 for c in adam}),
+            sorted({c.eps for c in adam}))
+    k = len(grid[0])
+    letters = iter("abcdefghijkl")
+    with paper_style():
+        fig = _plt().figure(figsize=(TWO_COLUMNS, 7.4), FigureClass=PaperFigure,
+                            layout="constrained")
+        top, bottom = fig.subfigures(2, 1, height_ratios=[2, 1.1])
+        rows = top.subplots(2, k, sharey=True, squeeze=False)
+        _continuum_row(rows[0], table, grid, "agreement", "update-sign agreement\nwith SignGD",
+                       [next(letters) for _ in range(k)])
+        _continuum_row(rows[1], table, grid, "flipped", "negative noise flipped",
+                       [next(letters) for _ in range(k)])
+        ax_map, ax_dist = bottom.subplots(1, 2, width_ratios=[1.3, 1])
+        _continuum_map(ax_map, table, grid[2], next(letters))
+        _continuum_distances(ax_dist, table, grid, next(letters))
+        handles = [Line2D([], [], color=c, marker="o", label=rf"$\beta_2={b:g}$")
+                   for b, c in zip(grid[1], _BETA2_COLORS)]
+        handles += [Line2D([], [], color="grey", linestyle="-", label="to SignGD"),
+                    Line2D([], [], color="grey", linestyle="--",
+                           label=r"to GD at $\mathrm{lr}/\epsilon$")]
+        fig.legend(handles=handles, loc="outside lower center", ncol=len(handles))
+        cfg = table.rows[0].config
+        fig.suptitle(rf"Adam between SignGD and GD on fig1's data ($n={cfg.n}$, "
+                     rf"$d={_tex(cfg.d)}$, $\mathrm{{lr}}={_tex(cfg.lr)}$, {cfg.steps} steps)")
+    return fig
+
+
+# ------------------------------------------------------------------ real data
+
+
+def _sigma_axis(ax, sigmas):
+    """A log2 sigma_p axis ticked in plain numbers at the noise levels drawn."""
+    ticks = sorted({float(x) for c in sigmas for x in c})
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ticks, labels=[f"{x:g}" for x in ticks])
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.set_xlabel(r"noise strength $\sigma_p$")
+
+
+def _task_title(config) -> str:
+    """What the runs were trained on, e.g. "8x8 digits, 3 vs 8 ($n=40$, $d=1000$, $s=10$)"."""
+    source = {"digits": "8x8 digits", "mnist": "MNIST"}.get(config.data, config.data)
+    task = "even vs odd" if config.task == "even-odd" else " vs ".join(config.task.split(","))
+    noise = rf"$s={config.s}$" if config.noise == "sparse" else "dense noise"
+    return f"{source}, {task} ($n={config.n}$, $d={_tex(config.d)}$, {noise})"
+
+
+def _plain(value, _pos=None) -> str:
+    return f"{value:g}"
+
+
+def _plain_235(value, _pos=None) -> str:
+    """A minor log tick's label: the value at 2, 3 and 5 times a power of ten, else none."""
+    mantissa = value / 10.0 ** math.floor(math.log10(value)) if value > 0 else 0.0
+    return f"{value:g}" if any(math.isclose(mantissa, m) for m in (2, 3, 5)) else ""
+
+
+def real_data_figure(curves, *, band=(0, 100)):
+    """Test accuracy (a) and test loss (b, log scale) after training against the noise
+    strength sigma_p on real digits (spec section 10), one line per optimizer: the median
+    over seeds with a band between the ``band`` percentiles (default: min to max). One
+    column wide (3.4 in); the legend, below the panels, names each optimizer's lr and steps.
+
+    Parameters
+    ----------
+    curves : sequence of realdata.Curve
+        Each with ``config``, ``sigma_ps`` of shape (k,), ``test_accuracy`` and
+        ``test_loss`` of shape (k, seeds).
+    """
+    with paper_style():
+        fig, (ax_a, ax_l) = _subplots(1, 2, ONE_COLUMN, 3.1)
+        for curve, color in zip(curves, _COLORS):
+            for ax, values in ((ax_a, curve.test_accuracy), (ax_l, curve.test_loss)):
+                values = np.asarray(values)
+                ax.plot(curve.sigma_ps, np.median(values, axis=1), marker="o", color=color,
+                        label=_horizon(curve.config) if ax is ax_a else None)
+                lo, hi = np.percentile(values, band, axis=1)
+                ax.fill_between(curve.sigma_ps, lo, hi, color=color, alpha=0.2, linewidth=0)
+        ax_l.set_yscale("log")
+        ax_l.yaxis.set_major_formatter(FuncFormatter(_plain))  # 0.1, 1: not 10^-1
+        ax_l.yaxis.set_minor_formatter(FuncFormatter(_plain_235))
+        for ax, name, letter in ((ax_a, "test accuracy", "a"), (ax_l, "test loss", "b")):
+            _sigma_axis(ax, [c.sigma_ps for c in curves])
+            ax.set_ylabel(name)
+            ax.set_title(f"({letter}) {name}")
+        fig.suptitle(_task_title(curves[0].config))
         fig.legend(loc="outside lower center", title=_band_title(curves, band))
     return fig

@@ -31,6 +31,9 @@ class SparseParams:
     keys : ndarray of shape ([R,]), uint64: init keys (``signsim.rng.init_key``)
     d : int
     sigma_0 : float, or ndarray of shape (R,): the init scale of each replica
+    init_scale : float, or ndarray of shape (R,): the weights off ``coords`` are
+        ``init_scale`` times their init (c_t = (1 - lr wd)^t under decoupled weight decay,
+        E22b; 1.0 without)
     """
 
     coords: np.ndarray
@@ -40,6 +43,7 @@ class SparseParams:
     keys: np.ndarray
     d: int
     sigma_0: float | np.ndarray
+    init_scale: float | np.ndarray = 1.0
 
     @property
     def batched(self) -> bool:
@@ -53,6 +57,9 @@ class SparseParams:
         for r in range(coords.shape[0]):
             dense = init_normals(np.atleast_1d(self.keys)[r], np.arange(self.d), m_k, m_v,
                                  float(np.atleast_1d(self.sigma_0)[r]))
+            scale = float(np.broadcast_to(self.init_scale, coords.shape[:1])[r])
+            if scale != 1.0:
+                dense = [w * scale for w in dense]
             keep = coords[r] >= 0
             for b, active in enumerate((self.W_Q_active, self.W_K_active, self.W_V_active)):
                 act = active[r] if self.batched else active
@@ -67,7 +74,8 @@ class SparseParams:
         return SparseParams(coords=self.coords[r, :u], W_Q_active=self.W_Q_active[r, :, :u],
                             W_K_active=self.W_K_active[r, :, :u],
                             W_V_active=self.W_V_active[r, ..., :u], keys=self.keys[r],
-                            d=self.d, sigma_0=float(self.sigma_0[r]))
+                            d=self.d, sigma_0=float(self.sigma_0[r]),
+                            init_scale=float(np.broadcast_to(self.init_scale, len(self.keys))[r]))
 
     @classmethod
     def concat(cls, parts: list) -> "SparseParams":
@@ -83,7 +91,9 @@ class SparseParams:
                    W_K_active=np.concatenate([pad(p.W_K_active, 0.0) for p in parts]),
                    W_V_active=np.concatenate([pad(p.W_V_active, 0.0) for p in parts]),
                    keys=np.concatenate([p.keys for p in parts]), d=parts[0].d,
-                   sigma_0=np.concatenate([p.sigma_0 for p in parts]))
+                   sigma_0=np.concatenate([p.sigma_0 for p in parts]),
+                   init_scale=np.concatenate([np.broadcast_to(p.init_scale, len(p.keys))
+                                              for p in parts]))
 
     @cached_property
     def _dense(self) -> Params:
@@ -106,10 +116,13 @@ class SparseParams:
         return {"coords": self.coords, "W_Q_active": self.W_Q_active,
                 "W_K_active": self.W_K_active, "W_V_active": self.W_V_active,
                 "keys": np.asarray(self.keys, dtype=np.uint64), "d": np.array(self.d),
-                "sigma_0": np.array(self.sigma_0)}
+                "sigma_0": np.array(self.sigma_0),
+                **({"init_scale": np.array(self.init_scale)}
+                   if np.any(np.asarray(self.init_scale) != 1.0) else {})}
 
     @classmethod
     def from_arrays(cls, a: dict) -> "SparseParams":
         return cls(coords=a["coords"], W_Q_active=a["W_Q_active"], W_K_active=a["W_K_active"],
                    W_V_active=a["W_V_active"], keys=a["keys"], d=int(a["d"]),
-                   sigma_0=float(a["sigma_0"]) if a["sigma_0"].ndim == 0 else a["sigma_0"])
+                   sigma_0=float(a["sigma_0"]) if a["sigma_0"].ndim == 0 else a["sigma_0"],
+                   init_scale=a.get("init_scale", 1.0))

@@ -8,6 +8,13 @@ W^(t) after t updates, step 0 being the initialisation.
 ``DIMS`` is the one table of every name's axes: a history array has the axes
 ``("replica",)`` (a batch only), then ``"step"`` (``"test_step"`` for the test metrics),
 then ``DIMS[name]``. docs/usage.md, ``Result.to_xarray`` and ``Result.to_frame`` read it.
+
+On real data (``Config.data`` "digits" or "mnist", spec section 10) the names and shapes
+stay; mu is the data set's ``mu``, the label-signed mean signal token (1/n) sum_i y_i x_i
+of the training images (spec section 6's mu on the synthetic data, where x_i = y_i mu), so
+the signal records are the averages over samples of each sample's own signal token's
+projection, signed by its label; xi_i is sample i's noise token; the attention roles are
+the image token (1) and the noise token (2). docs/real-data.md has the table.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ def _dq_batch(optimizer, lr, snrs, seeds=(0,)):
     s = signsim.preset("data_quality").s
     grid = [(snr, seed) for snr in snrs for seed in seeds]
     return signsim.run("data_quality", optimizer=optimizer, lr=lr, seeds=[g[1] for g in grid],
-                       vary={"sigma_p": [figures._sigma_p(g[0], s) for g in grid]}, **DQ)
+                       vary={"sigma_p": [1.0 / (g[0] * np.sqrt(s)) for g in grid]}, **DQ)
 
 
 @pytest.fixture(scope="module")
@@ -46,11 +46,55 @@ def dq_runs():
 
 
 @pytest.fixture(scope="module")
-def paper_figures(fig1_run, adam_run, dq_runs):
+def phase_sweep():
+    """A small SNR x horizon x optimizer sweep, as the phase figure's (short runs)."""
+    grid = {"snr": [0.5, 2.0], "steps": [10, 20],
+            ("optimizer", "lr"): list(figures.DQ_OPTIMIZERS.items())}
+    return signsim.sweep("data_quality", grid, seeds=2, n_test=20, record_every=10,
+                         test_every=10)
+
+
+PRECISION_STEPS = {"n_test": 30, "steps": 250, "test_every": 250}  # float32 freezes by 250
+
+
+@pytest.fixture(scope="module")
+def precision_runs():
+    """fig1 in each arithmetic of the precision figure, shorter (float32: the dense kernel)."""
+    return [signsim.run("fig1", arithmetic=a, kernel=k, **PRECISION_STEPS)
+            for a, k in figures.PRECISION]
+
+
+@pytest.fixture(scope="module")
+def real_data_runs():
+    """The real-data experiment in small (signsim.realdata): two noise levels, two seeds."""
+    from signsim import realdata
+
+    base = realdata.base_config(n=20, n_test=40, d=100, steps=30)
+    return realdata.experiment((0, 1), base=base, sigma_ps=(0.1, 0.8),
+                               grids={"signgd": (1e-2,), "adam": (1e-2,), "gd": (10.0,)})[1]
+
+
+@pytest.fixture(scope="module")
+def continuum_table():
+    """The Adam continuum in small (signsim.continuum): 200 steps, a 2 x 2 x 3 Adam grid."""
+    from signsim import continuum
+
+    base = signsim.preset("fig1", steps=200, n_test=30)
+    return continuum.study(continuum.plan(base, beta1=(0.0, 0.9), beta2=(0.0, 0.999),
+                                          eps=(0.0, 1e-4, 1.0)))
+
+
+@pytest.fixture(scope="module")
+def paper_figures(fig1_run, adam_run, dq_runs, phase_sweep, precision_runs, real_data_runs,
+                  continuum_table):
     """Every named figure, built as ``signsim figure`` builds it."""
     built = {"fig1": figures.build("fig1", [fig1_run]),
              "fig2": figures.build("fig2", [fig1_run, adam_run]),
-             "data-quality": figures.build("data-quality", dq_runs)}
+             "data-quality": figures.build("data-quality", dq_runs),
+             "phase": figures.build("phase", [phase_sweep]),
+             "precision": figures.build("precision", precision_runs[::-1]),  # any order
+             "real-data": figures.build("real-data", real_data_runs),
+             "adam-continuum": figures.build("adam-continuum", [continuum_table])}
     yield built
     for fig in built.values():
         plt.close(fig)
@@ -184,6 +228,20 @@ def test_data_quality_keeps_apart_the_horizons_of_one_optimizer():
     plt.close(fig)
 
 
+def test_continuum_figure_draws_the_tables_numbers(paper_figures, continuum_table):
+    """One panel per beta1 in each of the first two rows, one line per beta2 whose points
+    are the table's agreement (first row) and flipped share (second row) in eps order."""
+    fig = paper_figures["adam-continuum"]
+    panels = [ax for ax in fig.axes if getattr(ax, "_colorbar", None) is None]
+    assert len(panels) == 2 * 2 + 2
+    for ax, field in ((panels[0], "agreement"), (panels[3], "flipped")):
+        b1 = 0.0 if ax in (panels[0], panels[2]) else 0.9
+        assert len(ax.lines) == 2
+        for line, b2 in zip(ax.lines, (0.0, 0.999)):
+            want = [getattr(r, field) for r in continuum_table.adam(b1, b2)]
+            np.testing.assert_array_equal(line.get_ydata(), want)
+
+
 # ------------------------------------------------------------------ stages not reached
 
 
@@ -263,8 +321,9 @@ def test_labels_use_mathtext_not_raw_names(texts, name):
 
 @pytest.mark.parametrize("name", figures.FIGURES)
 def test_multi_panel_figures_letter_their_panels(paper_figures, name):
-    titles = [ax.get_title() for ax in paper_figures[name].axes]
-    assert [t[:3] for t in titles] == [f"({c})" for c in "abcd"[:len(titles)]]
+    titles = [ax.get_title() for ax in paper_figures[name].axes
+              if getattr(ax, "_colorbar", None) is None]  # colour bars are not panels
+    assert [t[:3] for t in titles] == [f"({c})" for c in "abcdefghijkl"[:len(titles)]]
 
 
 def test_building_and_saving_leave_the_global_rcparams_alone(dq_runs):
@@ -309,14 +368,102 @@ def test_importing_signsim_does_not_import_matplotlib():
     import subprocess
     import sys
 
-    code = "import sys, signsim; signsim.run('fig1', steps=2, n_test=5); print('matplotlib' in sys.modules)"
+    code = ("import sys, signsim; signsim.run('fig1', steps=2, n_test=5); "
+            "print('matplotlib' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
-@pytest.mark.parametrize("snr", figures.SNRS)
+@pytest.mark.parametrize("snr", figures.DQ_SNRS)
 def test_data_quality_noise_levels_give_the_snrs_they_are_named_for(snr):
-    """sigma_p = 1 / (SNR sqrt(s)) (spec section 9) is the sigma_p whose E5 SNR is SNR."""
-    base = signsim.preset("data_quality")
-    config = base.replace(sigma_p=float(figures._sigma_p(snr, base.s)))
+    """The data-quality sweep's cell at each SNR runs the sigma_p whose E5 SNR is that SNR,
+    sigma_p = 1 / (SNR sqrt(s)) with mu_norm = 1 (spec section 9)."""
+    from signsim.sweeps.grid import cell_config
+
+    config = cell_config(signsim.preset("data_quality"), {"snr": snr}, 0)
     assert config.snr == pytest.approx(snr, rel=1e-12)
+    assert config.sigma_p == pytest.approx(1.0 / (snr * np.sqrt(config.s)), rel=1e-12)
+
+
+# ------------------------------------------------------------------ precision
+
+
+def _slow_shares(result):
+    """The precision figure's two shares by explicit loops over steps, neurons and samples:
+    query noise with its neuron's query-signal sign, and query noise equal to its value
+    at the previous recorded step."""
+    qn, qs = result.history["query_noise"], result.history["query_signal"]
+    T, m_k, n = qn.shape
+    same, still = np.zeros(T), np.zeros(T - 1)
+    for t in range(T):
+        for s in range(m_k):
+            for i in range(n):
+                same[t] += np.sign(qn[t, s, i]) == np.sign(qs[t, s])
+                if t:
+                    still[t - 1] += qn[t, s, i] == qn[t - 1, s, i]
+    return same / (m_k * n), still / (m_k * n)
+
+
+def _panels(fig):
+    return {ax.get_title()[1]: ax for ax in fig.axes}  # "(a) ..." -> "a"
+
+
+def test_precision_figure_plots_the_shares_of_a_slow_loop(paper_figures, precision_runs):
+    """Panels (a) and (b) draw, for each arithmetic in the order exact, float64, float32,
+    exactly the shares the slow loop counts, at the recorded steps."""
+    axes = _panels(paper_figures["precision"])
+    assert [line.get_label() for line in axes["a"].lines] == ["exact", "float64",
+                                                              "float32 (dense)"]
+    for k, run in enumerate(precision_runs):
+        same, still = _slow_shares(run)
+        np.testing.assert_array_equal(axes["a"].lines[k].get_xdata(), run.steps)
+        np.testing.assert_allclose(axes["a"].lines[k].get_ydata(), same, rtol=0, atol=1e-15)
+        np.testing.assert_array_equal(axes["b"].lines[k].get_xdata(), run.steps[1:])
+        np.testing.assert_allclose(axes["b"].lines[k].get_ydata(), still, rtol=0, atol=1e-15)
+
+
+def test_precision_figure_tells_when_each_arithmetic_froze(paper_figures, precision_runs):
+    """Each trace panel names its arithmetic and the first step at which, by the slow loop,
+    some query noise did not move (exact arithmetic: never); float32 has frozen by step
+    250 of fig1 while exact arithmetic has not."""
+    axes = _panels(paper_figures["precision"])
+    for letter, run in zip("cde", precision_runs):
+        title = axes[letter].get_title()
+        _, still = _slow_shares(run)
+        assert run.config.arithmetic in title
+        if still.any():
+            assert f"first at $t={int(run.steps[1:][still > 0][0])}$" in title
+        else:
+            assert "never frozen" in title
+    assert "never frozen" in axes["c"].get_title() and "frozen: first" in axes["e"].get_title()
+
+
+def test_precision_takes_one_run_per_arithmetic_of_one_configuration(precision_runs):
+    """Two runs of one arithmetic, a missing one, or runs of different configurations are
+    refused (a saved run may come in any order, but not from another experiment)."""
+    exact, float64, float32 = precision_runs
+    for runs in ([exact, float64], [exact, exact, float32], [exact, float64, float32] * 2):
+        with pytest.raises(ValueError, match="one per arithmetic"):
+            figures.build("precision", runs)
+    other = signsim.run("fig1", arithmetic="float64", seed=1, n_test=30, steps=5)
+    with pytest.raises(ValueError, match="one configuration"):
+        figures.build("precision", [exact, other, float32])
+
+
+def test_real_data_figure_draws_each_optimizers_median_over_seeds(paper_figures,
+                                                                   real_data_runs, tmp_path):
+    """Panel (a) is the median test accuracy (1 - test error) over seeds at each sigma_p,
+    one line per optimizer; built from saved runs (``--from``) it is the same figure."""
+    ax_a, ax_l = paper_figures["real-data"].axes
+    assert ax_l.get_yscale() == "log" and "sigma_p" in ax_a.get_xlabel()
+    assert len(ax_a.lines) == len(ax_l.lines) == 3
+    for line, opt in zip(ax_a.lines, ("signgd", "adam", "gd")):
+        np.testing.assert_array_equal(line.get_xdata(), [0.1, 0.8])
+        acc = [[1 - r.history["test_error"][-1] for r in real_data_runs
+                if r.config.optimizer == opt and r.config.sigma_p == s] for s in (0.1, 0.8)]
+        np.testing.assert_allclose(line.get_ydata(), np.median(acc, axis=1), rtol=1e-12, atol=0)
+    loaded = [signsim.load(r.save(tmp_path / f"r{k}")) for k, r in enumerate(real_data_runs)]
+    again = figures.build("real-data", loaded)
+    for a, b in zip(again.axes[0].lines, ax_a.lines):
+        np.testing.assert_array_equal(a.get_ydata(), b.get_ydata())
+    plt.close(again)

@@ -120,6 +120,8 @@ def test_runs_that_differ_only_in_what_a_batch_varies_share_one_task():
              base.replace(kernel="dense", seed=1)]
     assert [len(t.jobs) for t in plan(_jobs(apart), 64)] == [1] * 5
     assert sorted(len(t.jobs) for t in plan(_jobs(same), 64, min_tasks=2)) == [2, 3]
+    mixed = same + [base.replace(n=20, seed=k) for k in range(2)]  # 2 x 20 > 3 x 6
+    assert [len(t.jobs) for t in plan(_jobs(mixed), 64, min_tasks=2)][0] == 2  # longest first
 
 
 def test_lr_is_not_batched_for_an_optimizer_that_does_not_declare_it_proportional():
@@ -198,7 +200,7 @@ def test_processes_and_any_executor_give_the_same_numbers(executor):
 
 def test_dask_local_cluster_gives_the_same_numbers():
     """Two Dask worker processes (a LocalCluster) give the in-process numbers."""
-    distributed = pytest.importorskip("distributed")
+    import distributed  # the test extra installs it: CI runs this test
     here = signsim.sweep(small(), GRID, seeds=2)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster, \

@@ -185,17 +185,30 @@ def _unique(jobs: list) -> list:
 
 
 def _definition(base: Config, grid: Grid, seeds: tuple, names: tuple) -> dict:
+    """What makes a sweep itself: resuming it with any of these changed is refused (a new
+    signsim version included: its numbers may differ)."""
+    from .. import __version__
+
     return {"base": base.to_dict(), "grid": grid.to_json(), "seeds": list(seeds),
-            "record": list(names)}
+            "record": list(names), "signsim": __version__}
 
 
-def _read_definition(folder):
+def _read_definition(folder) -> dict:
     import json
+
+    from ..errors import SignsimFileError
 
     path = folder / "sweep.json"
     if not path.is_file():
         raise ValueError(f"{folder} holds no sweep (no sweep.json).")
-    return json.loads(path.read_text())
+    try:
+        d = json.loads(path.read_text())
+        missing = {"format", "base", "grid", "seeds", "record"} - set(d)
+    except (OSError, ValueError, TypeError) as exc:
+        raise SignsimFileError(path, f"not a readable sweep definition ({exc})") from None
+    if missing:
+        raise SignsimFileError(path, f"not a sweep definition: {sorted(missing)} missing")
+    return d
 
 
 # ------------------------------------------------------------------ arguments

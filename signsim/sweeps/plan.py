@@ -4,7 +4,8 @@ Every (cell, seed) is a *job*: one Config. Jobs whose Configs differ only in wha
 of the fast kernel can vary per replica are grouped (``batch_key``): the seed, sigma_p and
 sigma_0 always (``simulate.VARIABLE``), lr when the optimizer declares
 ``proportional_to_lr``; the dense reference runs one Config at a time. A group is cut into
-*tasks* of at most ``batch_size`` replicas, in the grid's order.
+*tasks* of at most ``batch_size`` replicas, in the grid's order (for several workers, the
+longest tasks first).
 
 A replica's result does not depend on the other replicas of its batch (tests/test_fast.py
 checks it bit for bit), so neither the grouping, nor the cut, nor a shard split changes
@@ -23,7 +24,7 @@ from ..optim import from_config
 from ..parallel import chunks
 from ..simulate import VARIABLE
 
-__all__ = ["Job", "Task", "job_key", "batch_key", "plan", "shard_of"]
+__all__ = ["Job", "Task", "job_key", "batch_key", "plan", "cost", "shard_of"]
 
 
 class Job(NamedTuple):
@@ -77,7 +78,15 @@ def plan(jobs: list, batch_size: int, min_tasks: int = 1) -> list[Task]:
         for part in chunks(len(group), parts):
             members = tuple(group[i] for i in part)
             tasks.append(Task(members, _varied(members)))
+    if min_tasks > 1:  # several workers: the longest tasks first, so that they end together
+        tasks.sort(key=cost, reverse=True)
     return tasks
+
+
+def cost(task: Task) -> int:
+    """A task's work, roughly: replicas x samples x steps."""
+    c = task.jobs[0].config
+    return len(task.jobs) * c.n * c.steps
 
 
 def _varied(jobs: tuple) -> tuple:

@@ -2,7 +2,8 @@
 
 ::
 
-    DIR/sweep.json             what the sweep is: format, base Config, grid, seeds, record
+    DIR/sweep.json             what the sweep is: format, base Config, grid, seeds, record,
+                               signsim version
     DIR/runs/TASK.npz          a finished task (numpy.savez, no pickle), written atomically:
                                format "signsim-sweep-task-1"; configs (str: a JSON list of
                                its jobs' Configs); seconds (float64 ()); steps, test_steps
@@ -67,8 +68,9 @@ class Store:
             raise SignsimFileError(path, f"not a readable sweep definition ({exc})") from None
         if found != json.loads(text):
             raise ValueError(f"{self.root} holds another sweep (its sweep.json differs from "
-                             "this one's base config, grid, seeds or record): give a new "
-                             "'out' folder, or the same arguments to resume that sweep.")
+                             "this one's base config, grid, seeds, record or signsim "
+                             "version): give a new 'out' folder, or the same arguments to "
+                             "resume that sweep.")
 
     # ------------------------------------------------------------ writing
 

@@ -14,6 +14,12 @@ kernel multiplies by each replica's lr; ``(-1 * x) * lr == (-lr) * x`` exactly, 
 that differ in lr (``vary``) are bit-identical to their runs alone. The tokens are handled
 by role (1 = signal y_i mu, 2 = noise xi_i): the network has no positional information
 (E4), so the position of the signal token changes nothing.
+
+Decoupled weight decay (E22b, W <- a W + update with a = 1 - lr wd): the layout multiplies
+its state by each replica's a before adding the update (``layouts``), and every weight's
+init enters as c_t W(0) with c_t = a^t, one scalar per replica: the frozen weights off U,
+the init parts of P (per-sample layout), v(0) and the value rows' init, and the test set's
+frozen parts (``testset.evaluate``). So the cost stays independent of d.
 """
 
 from __future__ import annotations
@@ -21,15 +27,15 @@ from __future__ import annotations
 import numpy as np
 
 from ...data import make_data
-from ...optim import from_config
+from ...optim import decay_factor, from_config
 from ...result import Result
 from ...rng import init_key
 from ...sparse import SparseParams
 from .. import State, check_batch, log_form_for
 from . import records
 from .layouts import CoordinateLayout, SampleLayout
-from .exact import exact_coefficients
-from .step import Constants, coefficients, forward
+from .exact import exact_coefficients, log_attention
+from .step import Constants, coefficients, decayed_values, forward
 from .support import rows_of, support_of
 from .testset import build_test_set, evaluate
 
@@ -60,6 +66,8 @@ class FastKernel:
         self.data = [make_data(c) for c in configs]  # each replica its own seed and sigma_p
         self.supports = [support_of(c, train, k)
                          for c, (train, _), k in zip(configs, self.data, self.keys)]
+        # (R,) the factors 1 - lr wd of decoupled weight decay (E22b); None: no decay
+        self.decay = _decay_factors(opt, configs)
         self.layout = self._layout(opt, layout)
         lr = np.array([c.lr for c in configs])
         self.lr = lr if opt.proportional_to_lr else np.ones(self.R)
@@ -94,13 +102,20 @@ class FastKernel:
                              f"that declares its homogeneity; {self.configs[0].optimizer!r} "
                              "declares none.")
         if layout == "coordinate" or opt.homogeneity is None:
-            return CoordinateLayout(self.supports)
-        return SampleLayout(self.supports, opt.homogeneity)
+            return CoordinateLayout(self.supports, self.decay)
+        return SampleLayout(self.supports, opt.homogeneity, self.decay)
 
     def _state(self, t: int, params, opt_state) -> State:
         """The State at W^(t) (run inside ``np.errstate(**self.errstate)``: the loop's)."""
-        fw = forward(self.k, self.layout.inner(params, self.lrB), params.sig)
+        c = self._init_scale(t)
+        fw = forward(self.k, self.layout.inner(params, self.lrB, c), params.sig, c)
         return State(t, params, opt_state, fw)
+
+    def _init_scale(self, t):
+        """(R,) c_t = (1 - lr wd)^t, the factor of every weight's init at step t under
+        decoupled weight decay (E22b): the frozen weights off U are c_t W(0); None without
+        weight decay. A function of t alone, so a resumed run computes the same bits."""
+        return None if self.decay is None else self.decay ** t
 
     def init(self) -> State:
         params = self.layout.params
@@ -123,19 +138,31 @@ class FastKernel:
 
     def _log_step(self, state: State) -> State:
         """A step in exact arithmetic: the coefficients and gradients in (sign, log) form."""
-        c = exact_coefficients(self.k, state.forward)
+        fw = state.forward
+        c = exact_coefficients(self.k, fw, self._log_attention(fw))
         signs, logs = self.layout.log_gradients(c, self.log_form.magnitudes)
         updates, opt_state = self.log_form.update(signs, logs, state.opt_state)
         return self._state(state.step + 1, self.layout.apply(state.params, updates, self.lr),
                            opt_state)
 
+    _log_S_of = (None, None)  # (an Attention, its log_attention)
+
+    def _log_attention(self, fw):
+        """``exact.log_attention`` of ``fw``, once per forward pass: the records of step t
+        and the step from t read the same one."""
+        if self._log_S_of[0] is not fw.at:
+            self._log_S_of = (fw.at, log_attention(fw.at))
+        return self._log_S_of[1]
+
     def observe(self, state: State, out: dict) -> None:
-        records.observe(out, self.k.y_rows, state.forward)
+        log_S = self._log_attention(state.forward) if "log_attention" in out else None
+        records.observe(out, self.k.y_rows, state.forward, log_S)
 
     def test_metrics(self, state: State):
         fw = state.forward
         return evaluate(self.test, self.layout.state_columns(state.params, self.lr),
-                        np.ascontiguousarray(fw.qs), np.ascontiguousarray(fw.ks), fw.vs)
+                        np.ascontiguousarray(fw.qs), np.ascontiguousarray(fw.ks), fw.vs,
+                        self._init_scale(state.step))
 
     def storage(self) -> dict:
         return records.storage(self.names, self.configs[0], self.rows)
@@ -147,9 +174,12 @@ class FastKernel:
     def result(self, init: State, final: State, arrays: dict, steps, test_steps) -> Result:
         """The batch Result (replica axis first everywhere)."""
         P0V = np.stack([x.P0V for x in self.supports])
-        history = records.history(arrays, self.names, self.configs[0].m_k,
-                                  self.k.y[:, None, None, :] * P0V,
-                                  np.stack([x.S0V for x in self.supports]))
+        yP0V, S0V = self.k.y[:, None, None, :] * P0V, np.stack([x.S0V for x in self.supports])
+        products = arrays.get("noise_products"), arrays.get("signal_products")
+        history = records.history(arrays, self.names, self.configs[0].m_k, yP0V, S0V)
+        if self.decay is not None:  # the value rows' init decays too (E22b)
+            history = decayed_values(history, yP0V, S0V, *products,
+                                     self.decay[:, None] ** np.asarray(steps)[None, :])
         return Result(configs=tuple(self.configs), steps=steps, test_steps=test_steps,
                       history=history, params=self._weights(final), init_params=self._weights(init),
                       dataset=[d[0] for d in self.data], test_dataset=[d[1] for d in self.data])
@@ -162,12 +192,23 @@ class FastKernel:
         coords = np.full((R, u), -1, dtype=np.int64)
         WQK = np.zeros((R, 2 * m_k, u))
         WV = np.zeros((R, 2, c.m_v, u))
+        scale = self._init_scale(state.step)
+        init = np.ones(R) if scale is None else scale
         for r, x in enumerate(self.supports):
             k = len(x.coords)
-            W = self.layout.weights_on_U(state.params, r, x, self.lr[r])
+            W = self.layout.weights_on_U(state.params, r, x, self.lr[r], init[r])
             coords[r, :k] = x.coords
             WQK[r, :, :k] = W[:2 * m_k]
-            WV[r, :, :, :k] = x.W0V + W[2 * m_k:, None, :]  # w_{V,j,r}(0) + Delta_j
+            W0V = x.W0V if scale is None else x.W0V * scale[r]
+            WV[r, :, :, :k] = W0V + W[2 * m_k:, None, :]  # c_t w_{V,j,r}(0) + Delta_j
         return SparseParams(coords=coords, W_Q_active=WQK[:, :m_k], W_K_active=WQK[:, m_k:],
                             W_V_active=WV, keys=np.array(self.keys, dtype=np.uint64), d=c.d,
-                            sigma_0=np.array([x.sigma_0 for x in self.configs]))
+                            sigma_0=np.array([x.sigma_0 for x in self.configs]),
+                            **({} if scale is None else {"init_scale": scale}))
+
+
+def _decay_factors(opt, configs: list):
+    """(R,) each replica's 1 - lr wd (E22b, ``optim.decay_factor``), or None when no
+    replica decays (then nothing is multiplied: the same bits as before weight decay)."""
+    factors = np.array([decay_factor(opt, c) for c in configs])
+    return None if np.all(factors == 1.0) else factors

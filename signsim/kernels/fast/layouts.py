@@ -18,6 +18,12 @@ the noise token): one coefficient per (sample, row).
 
 Both give the optimizer a NamedTuple of gradients with the structure of their params, and
 take its updates back; ``state_columns`` is what test predictions multiply (testset.py).
+
+Decoupled weight decay (E22b), ``decay`` a = 1 - lr wd per replica: ``apply`` gives
+a state + update. Per coordinate the state is the weights themselves. Per sample,
+w(t) = a w(t-1) + lr u b gives w(t) = c_t w(0) + lr N(t) b with c_t = a^t and
+N(t) = a N(t-1) + u: the sums decay like the weights and the init part of P is c_t P(0)
+(``inner``'s ``init_scale``); the value rows Delta_j and the shared weights decay as state.
 """
 
 from __future__ import annotations
@@ -44,6 +50,16 @@ def homogeneous_factor(values: np.ndarray, p: float) -> np.ndarray:
     return np.sign(values) * np.abs(values) ** p
 
 
+def _decayed(x: np.ndarray, decay, replica=None) -> np.ndarray:
+    """x times its replica's weight-decay factor (E22b); x itself for ``decay`` None.
+    ``replica`` gives the replica of each entry of x's first axis (default: it is the
+    replica axis)."""
+    if decay is None:
+        return x
+    a = decay if replica is None else decay[replica]
+    return x * a.reshape(a.shape + (1,) * (x.ndim - 1))
+
+
 def csr(values, rows, cols, shape) -> csr_matrix:
     """A sparse matrix whose rows are summed in column order, the same in any batch."""
     m = csr_matrix((values, (rows, cols)), shape=shape)
@@ -60,9 +76,9 @@ class SampleParams(NamedTuple):
 class SampleLayout:
     """Per-(sample, row) running sums (module docstring)."""
 
-    def __init__(self, supports: list, p: float):
+    def __init__(self, supports: list, p: float, decay=None):
         R, (n, s) = len(supports), supports[0].values.shape
-        self.R, self.n, self.p = R, n, p
+        self.R, self.n, self.p, self.decay = R, n, p, decay  # decay: (R,) 1 - lr wd or None
         excl = [~x.shared.reshape(n, s) for x in supports]
         self.b = [np.where(e, homogeneous_factor(x.values, p), 0.0)
                   for x, e in zip(supports, excl)]  # (n, s), 0 at shared slots
@@ -88,9 +104,11 @@ class SampleLayout:
             # its part of P[r, i]: sum over the copies of sample i of weight * xi_i
             self.to_samples = csr(c_val, c_r * n + c_i, c_g, (R * n, goff[-1]))
 
-    def inner(self, params: SampleParams, lrB: np.ndarray) -> np.ndarray:
-        """P (R, n, rows); ``lrB`` is lr B repeated along the rows (see FastKernel)."""
-        P = self.P0 + params.N * lrB
+    def inner(self, params: SampleParams, lrB: np.ndarray, init_scale=None) -> np.ndarray:
+        """P (R, n, rows); ``lrB`` is lr B repeated along the rows (see FastKernel);
+        ``init_scale`` (R,) the factor c_t of the init under weight decay, or None."""
+        P0 = self.P0 if init_scale is None else self.P0 * init_scale[:, None, None]
+        P = P0 + params.N * lrB
         if self.to_samples is not None:
             P += (self.to_samples @ params.shared).reshape(P.shape)
         return P
@@ -115,10 +133,12 @@ class SampleLayout:
                                    sign_log(c.sig_part, c.sig_scale)[1], gl)
 
     def apply(self, params: SampleParams, updates: SampleParams, lr: np.ndarray) -> SampleParams:
-        shared = params.shared
+        a, shared = self.decay, params.shared
         if self.to_groups is not None:
-            shared = shared + updates.shared * lr[self.group_replica][:, None]
-        return SampleParams(params.N + updates.N, params.sig + updates.sig * lr[:, None], shared)
+            shared = (_decayed(shared, a, self.group_replica)
+                      + updates.shared * lr[self.group_replica][:, None])
+        return SampleParams(_decayed(params.N, a) + updates.N,
+                            _decayed(params.sig, a) + updates.sig * lr[:, None], shared)
 
     def state_columns(self, params: SampleParams, lr: np.ndarray) -> np.ndarray:
         steps = (params.N * lr[:, None, None]).reshape(-1, params.N.shape[-1])
@@ -141,10 +161,11 @@ class SampleLayout:
                    np.r_[self.b[r][i_slot, a_slot] * vals[~sh], vals[sh]])
         return frozen, entries
 
-    def weights_on_U(self, params: SampleParams, r: int, support, lr: float) -> np.ndarray:
-        """(rows, u): w(0) + lr N b at a coordinate one support holds, the own weight if
-        shared."""
-        out = support.W0.copy()
+    def weights_on_U(self, params: SampleParams, r: int, support, lr: float,
+                     init_scale: float = 1.0) -> np.ndarray:
+        """(rows, u): c_t w(0) + lr N b at a coordinate one support holds (c_t =
+        ``init_scale``, 1 without weight decay), the own weight if shared."""
+        out = support.W0.copy() if init_scale == 1.0 else support.W0 * init_scale
         out[:, 0] = params.sig[r]
         i, a = support.slot_of_column.T
         out[:, 1:] += (params.N[r, i] * lr).T * self.b[r][i, a]
@@ -203,9 +224,9 @@ class _Overlap(NamedTuple):
 class CoordinateLayout:
     """Per-coordinate weights (module docstring); exact for any entrywise rule."""
 
-    def __init__(self, supports: list):
+    def __init__(self, supports: list, decay=None):
         R, (n, s) = len(supports), supports[0].values.shape
-        self.R, self.n, self.s = R, n, s
+        self.R, self.n, self.s, self.decay = R, n, s, decay  # decay: (R,) 1 - lr wd or None
         self.vals = np.stack([x.values for x in supports])  # (R, n, s)
         self.val_sign, self.val_log = (a[:, :, None, :] for a in split(self.vals))
         # C order (np.stack would keep the transposed memory order): every later state
@@ -228,7 +249,8 @@ class CoordinateLayout:
             new = np.r_[True, (sh_c[1:] != sh_c[:-1]) | (sh_r[1:] != sh_r[:-1])]
             self.overlap = _Overlap(sh_r, sh_i, sh_a, np.flatnonzero(new), np.cumsum(new) - 1)
 
-    def inner(self, params: CoordinateParams, lrB=None) -> np.ndarray:
+    def inner(self, params: CoordinateParams, lrB=None, init_scale=None) -> np.ndarray:
+        """P (R, n, rows): the state holds the weights themselves (decayed ones too)."""
         return np.einsum("rnks,rns->rnk", params.noise, self.vals)  # (R, n, rows)
 
     def gradients(self, C: np.ndarray, grad_sig: np.ndarray) -> CoordinateParams:
@@ -253,8 +275,9 @@ class CoordinateLayout:
         return CoordinateParams(gs, sig_sign), CoordinateParams(gl, sig_log)
 
     def apply(self, params, updates, lr):
-        return CoordinateParams(params.noise + updates.noise * lr[:, None, None, None],
-                                params.sig + updates.sig * lr[:, None])
+        a = self.decay
+        return CoordinateParams(_decayed(params.noise, a) + updates.noise * lr[:, None, None, None],
+                                _decayed(params.sig, a) + updates.sig * lr[:, None])
 
     def state_columns(self, params, lr) -> np.ndarray:
         return params.noise.transpose(0, 1, 3, 2).reshape(-1, params.noise.shape[2])
@@ -265,7 +288,9 @@ class CoordinateLayout:
         entries = (j, r * self.n * self.s + support.first_slot[col[j, a]], values[j, a])
         return np.where(in_U, 0.0, values), entries
 
-    def weights_on_U(self, params, r: int, support, lr: float) -> np.ndarray:
+    def weights_on_U(self, params, r: int, support, lr: float,
+                     init_scale: float = 1.0) -> np.ndarray:
+        """(rows, u): the state's weights (``init_scale`` is in them already)."""
         out = np.empty_like(support.W0)
         out[:, 0] = params.sig[r]
         i, a = support.slot_of_column.T

@@ -49,9 +49,10 @@ def storage(names: tuple, config, rows: int) -> dict:
     return out
 
 
-def observe(out: dict, y_rows: np.ndarray, fw) -> None:
+def observe(out: dict, y_rows: np.ndarray, fw, log_S: np.ndarray | None = None) -> None:
     """The records at the current step, written into ``out`` (views of one record, each
-    with a leading replica axis) for the names it holds."""
+    with a leading replica axis) for the names it holds; ``log_S`` is
+    ``log_attention(fw.at)`` if the caller has it."""
     if "noise_products" in out:
         np.multiply(y_rows, fw.P, out=out["noise_products"])
     if "signal_products" in out:
@@ -65,7 +66,7 @@ def observe(out: dict, y_rows: np.ndarray, fw) -> None:
         for k in range(4):  # four strided writes: faster than one copy of a moved axis
             attention[..., k] = fw.at.S[k]
     if "log_attention" in out:
-        log_S = log_attention(fw.at)
+        log_S = log_attention(fw.at) if log_S is None else log_S
         attention = out["log_attention"].reshape(fw.margin.shape + (4,))
         for k in range(4):
             attention[..., k] = log_S[k]

@@ -22,8 +22,10 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ...tracker import Derived, History
+
 __all__ = ["Constants", "Forward", "forward", "coefficients", "sigmoid_of_negative",
-           "SIGMOID_FLOOR"]
+           "SIGMOID_FLOOR", "decayed_values"]
 
 
 class Constants(NamedTuple):
@@ -106,14 +108,19 @@ def _attend(k: Constants, qs, ks, Qn, Kn) -> Attention:
     return Attention(gap, S, *S)
 
 
-def forward(k: Constants, P: np.ndarray, sig: np.ndarray) -> Forward:
-    """E8-E15 from P[r, i, row] = <w_row, xi_i> and the weights at coordinate 1."""
+def forward(k: Constants, P: np.ndarray, sig: np.ndarray, init_scale=None) -> Forward:
+    """E8-E15 from P[r, i, row] = <w_row, xi_i> and the weights at coordinate 1;
+    ``init_scale`` (R,) is c_t, the factor of the init under weight decay (E22b): then
+    v(t) = c_t v(0) + Delta_+ - Delta_-. None: no decay."""
     m_k = k.m_k
     Qn, Kn = P[..., :m_k], P[..., m_k:2 * m_k]
     sig = sig * k.mu
     qs, ks = sig[:, :m_k], sig[:, m_k:2 * m_k]
-    vn = k.v0n + (P[..., 2 * m_k] - P[..., 2 * m_k + 1])  # v = v(0) + Delta_+ - Delta_-
-    vs = k.v0s + (sig[:, 2 * m_k] - sig[:, 2 * m_k + 1])
+    v0n, v0s = k.v0n, k.v0s
+    if init_scale is not None:
+        v0n, v0s = init_scale[:, None] * v0n, init_scale * v0s
+    vn = v0n + (P[..., 2 * m_k] - P[..., 2 * m_k + 1])  # v = v(0) + Delta_+ - Delta_-
+    vs = v0s + (sig[:, 2 * m_k] - sig[:, 2 * m_k + 1])
     at = _attend(k, qs, ks, Qn, Kn)
     V1 = k.y * vs[:, None]  # values of the tokens (E12): y_i <v, mu>, <v, xi_i>
     f = (at.S11 + at.S21) * V1 + (at.S12 + at.S22) * vn
@@ -152,3 +159,31 @@ def coefficients(k: Constants, fw: Forward, C: np.ndarray, grad_sig: np.ndarray,
     grad_sig[:, 2 * m_k] = (cv * (at.S11 + at.S21) * y).sum(-1) * k.mu
     np.negative(grad_sig[:, 2 * m_k], out=grad_sig[:, 2 * m_k + 1])
 
+
+def decayed_values(history: History, yP0V: np.ndarray, S0V: np.ndarray, noise, signal,
+                   scale: np.ndarray) -> History:
+    """``history`` with value_signal and value_noise from w_{V,j,r}(t) = c_t w_{V,j,r}(0) +
+    Delta_j(t) (decoupled weight decay, E22b), ``scale`` (R, T) being c_t at each record;
+    ``noise``, ``signal`` the compact records (``records``), ``yP0V``, ``S0V`` the value
+    rows' init products. The other entries are kept as they are."""
+    names = list(history)  # iterating builds nothing
+    derived = {}
+    if "value_signal" in names:
+        derived["value_signal"] = Derived(_decayed_value_signal, (S0V, signal, scale))
+    if "value_noise" in names:
+        derived["value_noise"] = Derived(_decayed_value_noise, (yP0V, noise, scale))
+    kept = {name: history[name] for name in names if name not in derived}
+    return History(kept, derived, batched=True)
+
+
+def _decayed_value_signal(S0V, signal, scale) -> np.ndarray:
+    """c_t <w_{V,j,r}(0), mu> + <Delta_j(t), mu>: (R, T, 2, m_v)."""
+    rows = signal.shape[-1]
+    return S0V[:, None] * scale[:, :, None, None] + signal[:, :, rows - 2:, None]
+
+
+def _decayed_value_noise(yP0V, noise, scale) -> np.ndarray:
+    """c_t y_i <w_{V,j,r}(0), xi_i> + y_i <Delta_j(t), xi_i>: (R, T, 2, m_v, n)."""
+    rows = noise.shape[-1]
+    return (yP0V[:, None] * scale[:, :, None, None, None]
+            + np.moveaxis(noise[..., rows - 2:], -1, -2)[:, :, :, None, :])

@@ -97,9 +97,14 @@ def build_test_set(configs: list, tests: list, keys: list, supports: list, layou
 
 
 def evaluate(test: FrozenTestSet, Z: np.ndarray, qs: np.ndarray, ks: np.ndarray,
-                 vs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+             vs: np.ndarray, init_scale=None) -> tuple[np.ndarray, np.ndarray]:
     """Test loss and error (R,) each, from the state Z (columns, rows) and the signal parts
-    qs, ks (R, m_k), vs (R,) of the forward pass.
+    qs, ks (R, m_k), vs (R,) of the forward pass; ``init_scale`` (R,) is c_t under
+    decoupled weight decay (E22b), None without.
+
+    Under weight decay the frozen parts are init values, and every init value is
+    c_t W(0) at step t: the frozen parts of <w_Q, xi>, <w_K, xi> and <v, xi> follow as
+    c_t times the stored ones, the frozen noise-noise logit z22 as c_t^2 times its own.
 
     By linearity the state enters each logit and the value only at the hit samples:
     <K part, q_signal> and <Q part, k_signal> are per-column numbers, so one sparse product
@@ -114,16 +119,21 @@ def evaluate(test: FrozenTestSet, Z: np.ndarray, qs: np.ndarray, ks: np.ndarray,
     _dot_rows(Z[:, m_k:2 * m_k], qs[rep], out=Zc[:, 2 * m_k])  # <K part, q_signal>
     _dot_rows(Z[:, :m_k], ks[rep], out=Zc[:, 2 * m_k + 1])  # <Q part, k_signal>
     np.subtract(Z[:, 2 * m_k], Z[:, 2 * m_k + 1], out=Zc[:, 2 * m_k + 2])  # Delta_+ - Delta_-
+    c = None if init_scale is None else init_scale[:, None]  # (R, 1)
     hits = (test.yM @ Zc).reshape(R, H, 2 * m_k + 3)
-    hits += test.yo_hits  # one contiguous pass: y <w_Q, xi>, y <w_K, xi> of the hits
+    # one contiguous pass: y <w_Q, xi>, y <w_K, xi> of the hits
+    hits += test.yo_hits if c is None else test.yo_hits * c[:, :, None]
     aQK, A = hits[..., :2 * m_k], hits[..., 2 * m_k:]
     z12 = np.matmul(test.yoK, qs[:, :, None])[..., 0]  # y z12, y z21 (E9): frozen parts,
     z21 = np.matmul(test.yoQ, ks[:, :, None])[..., 0]  # then the hits' corrections
+    if c is not None:
+        z12 *= c
+        z21 *= c
     z12[:, :H] += A[..., 0]
     z21[:, :H] += A[..., 1]
-    z22 = test.z22.copy()
+    z22 = test.z22.copy() if c is None else test.z22 * (c * c)
     np.einsum("rhs,rhs->rh", aQK[..., :m_k], aQK[..., m_k:], out=z22[:, :H])
-    yv = test.yv0.copy()  # y v = y v(0) + y <Delta_+ - Delta_-, xi>           (E11)
+    yv = test.yv0.copy() if c is None else test.yv0 * c  # y v = y v(0) + y <Delta, xi> (E11)
     yv[:, :H] += A[..., 2]
     z11 = np.einsum("rs,rs->r", qs, ks)[:, None]
     with np.errstate(over="ignore"):  # exp overflow -> inf -> S = 0, the right limit
