@@ -1,9 +1,11 @@
 """The real-data experiment (spec section 10): test accuracy and test loss against sigma_p
 for SignGD, Adam and GD on scikit-learn's 8x8 digits, several seeds each.
 
-The plan is a list of Configs and the runner takes that list (``run_configs``), so the
-sweep engine (issue 13) can run the same list once it lands; today it is a plain loop over
-``signsim.run`` on the dense reference (real data: ``signsim.kernels.check_data``).
+The learning-rate pilots run one by one (``run_configs``, a loop over ``signsim.run``: each
+pilot decides whether the next runs); the experiment itself is one sweep
+(``signsim.sweep``: optimizer x sigma_p x seed on the dense reference, which real data needs,
+``signsim.kernels.check_data``), so it runs in worker processes or on a Dask cluster when
+given an ``executor``, and resumes from a folder when given ``out``.
 
 Learning rates (``choose_lr``): for each optimizer, the smallest rate of its grid
 (``LR_GRIDS``, half-decades) whose run at the cleanest noise level (the smallest sigma_p,
@@ -72,10 +74,10 @@ def experiment_configs(base: Config, lrs: dict, sigma_ps, seeds) -> list[Config]
 
 def run_configs(configs: list[Config], *, progress: Callable | None = None,
                 done: dict | None = None) -> list:
-    """The Result of each Config, in order: a plain loop over ``signsim.run`` (what the
-    sweep engine can take over). ``done`` maps Configs already run to their Results;
-    a run that overflows (``NonFiniteError``) gives None. ``progress(k, total, label)``
-    is called before each run."""
+    """The Result of each Config, in order: a plain loop over ``signsim.run`` (the pilots,
+    each of which decides whether the next runs). ``done`` maps Configs already run to
+    their Results; a run that overflows (``NonFiniteError``) gives None.
+    ``progress(k, total, label)`` is called before each run."""
     done = {} if done is None else done
     out = []
     for k, config in enumerate(configs):
@@ -121,14 +123,23 @@ def plan(seeds, *, base: Config | None = None, sigma_ps=SIGMA_PS, grids=None,
 
 
 def experiment(seeds=(0, 1, 2, 3, 4), *, base: Config | None = None, sigma_ps=SIGMA_PS,
-               grids=None, progress: Callable | None = None) -> tuple[Plan, list]:
-    """The whole experiment: ``plan``, then ``run_configs`` (a pilot that is also a run of
-    the experiment is not run twice). Returns the plan and the Results, in plan order.
-    ``progress(k, total, label)`` is called before each run (0 of 1 for a pilot)."""
-    done: dict = {}
-    chosen = plan(seeds, base=base, sigma_ps=sigma_ps, grids=grids, done=done,
-                  progress=progress)
-    return chosen, run_configs(chosen.configs, progress=progress, done=done)
+               grids=None, progress: Callable | None = None, executor=None,
+               out=None) -> tuple[Plan, list]:
+    """The whole experiment: ``plan``, then one sweep of its runs (``signsim.sweep`` with
+    ``executor`` and ``out``; a pilot that is also a run of the experiment is computed again
+    there, to the same bits). Returns the plan and, in plan order, each run's
+    ``sweeps.RunRecord`` (its Config and history; None for a run that failed).
+    ``progress(k, total, label)`` is called before each pilot (0 of 1) and as batches end."""
+    from .sweeps import sweep
+
+    chosen = plan(seeds, base=base, sigma_ps=sigma_ps, grids=grids, progress=progress)
+    base = chosen.configs[0].replace(seed=0)
+    grid = {("optimizer", "lr"): list(chosen.lrs.items()),
+            "sigma_p": [float(sp) for sp in sigma_ps]}  # rows in plan order: opt, sigma_p, seed
+    report = None if progress is None else (lambda k, total: progress(k, total, "sweep"))
+    res = sweep(base, grid, seeds=[int(s) for s in seeds], record="summary", progress=report,
+                executor=executor, out=out)
+    return chosen, [res.record(i) if res.status[i] == "ok" else None for i in range(len(res))]
 
 
 class Curve(NamedTuple):
@@ -197,7 +208,7 @@ def _flat(results) -> list:
     """Results from a list that may nest lists of them (``figures.runs_for``'s)."""
     out = []
     for r in results:
-        out += _flat(r) if isinstance(r, (list, tuple)) else [r]
+        out += _flat(r) if isinstance(r, list) or type(r) is tuple else [r]  # not a RunRecord
     return out
 
 
@@ -207,7 +218,7 @@ def figure(results):
     from .plotting import real_data_figure
 
     runs = [r for r in _flat(results) if r is not None]
-    if not runs or any(r.batched for r in runs):
+    if not runs or any(getattr(r, "batched", False) for r in runs):
         raise ValueError("real-data takes single runs (one per optimizer, sigma_p and seed), "
                          f"not batches. Got {len(runs)} run(s).")
     return real_data_figure(curves(runs))

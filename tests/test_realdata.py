@@ -320,7 +320,8 @@ def small_experiment():
 
 def test_the_experiment_follows_its_learning_rate_rule(small_experiment):
     """The lr chosen is the smallest pilot under the target, every smaller one above it;
-    the pilot that is also a run of the experiment is the same Result, not a rerun."""
+    the experiment's run of the pilot's Config (a sweep row) has the pilot's history, bit
+    for bit, and its rows come in plan order."""
     plan, results = small_experiment
     for opt, (pilots, runs) in plan.pilots.items():
         losses = [float(r.history["train_loss"][-1]) for r in runs]
@@ -329,8 +330,10 @@ def test_the_experiment_follows_its_learning_rate_rule(small_experiment):
         if losses[chosen] < realdata.TARGET_LOSS:
             assert chosen == len(pilots) - 1  # the pilots stop at the first that trains
         first = plan.configs.index(pilots[chosen])
-        assert results[first] is runs[chosen]
+        for name in ("train_loss", "test_loss", "test_error"):
+            assert np.array_equal(results[first].history[name], runs[chosen].history[name])
     assert len(results) == len(plan.configs) == 3 * 2 * 2
+    assert [r.config for r in results] == plan.configs
 
 
 def test_curves_and_table_give_mean_and_spread_over_seeds(small_experiment):

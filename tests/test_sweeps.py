@@ -167,6 +167,21 @@ def test_every_row_is_the_run_of_its_config_bit_for_bit():
             for b in ("T1", "T2", "T3", "T4")] == found
 
 
+def test_dense_reference_rows_are_the_runs_of_their_configs():
+    """Cells on the dense reference (one run per task, a single-run Result) give the
+    histories of signsim.run, with the same shapes as fast-kernel rows."""
+    res = signsim.sweep(small(), {"kernel": ["fast", "dense"], "lr": [1e-3, 2e-3]}, seeds=2)
+    assert (res.status == "ok").all()
+    for row in range(len(res)):
+        alone = signsim.run(res.configs[row])
+        for name in ("train_loss", "test_loss", "test_error"):
+            assert np.array_equal(res.record(row).history[name], alone.history[name])
+    fast, dense = res.record(0), res.record(4)  # the same run on both kernels
+    assert fast.history["train_loss"].shape == dense.history["train_loss"].shape
+    np.testing.assert_allclose(dense.history["train_loss"], fast.history["train_loss"],
+                               rtol=1e-9, atol=0)
+
+
 def test_the_table_has_one_row_per_cell_and_seed_in_grid_order():
     res = signsim.sweep(small(), GRID, seeds=[5, 7])
     t = res.table

@@ -51,8 +51,15 @@ def run_task(configs: list, keys: tuple, vary: tuple, names: tuple,
         return Outcome((), np.zeros(0, np.int64), np.zeros(0, np.int64), {}, errors, seconds)
     done = tuple(k for ks, _ in parts for k in ks)
     steps, test_steps = parts[0][1].steps, parts[0][1].test_steps
-    history = {n: np.concatenate([np.asarray(r.history[n]) for _, r in parts]) for n in names}
+    history = {n: np.concatenate([_per_replica(r, n) for _, r in parts]) for n in names}
     return Outcome(done, steps, test_steps, history, errors, seconds)
+
+
+def _per_replica(result, name: str) -> np.ndarray:
+    """``result.history[name]`` with its replica axis (the dense reference returns a single
+    run, without one)."""
+    a = np.asarray(result.history[name])
+    return a if result.batched else a[None]
 
 
 def _batch(configs: list, vary: tuple, names: tuple):
