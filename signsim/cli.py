@@ -434,8 +434,12 @@ def _cmd_sweep(args) -> int:
 def _cmd_table(args) -> int:
     from .sweeps.command import cmd_table
 
+    from .errors import SignsimFileError
+
     try:
         return cmd_table(args)
+    except SignsimFileError as exc:  # a damaged file: a run-time failure (exit 1)
+        raise _Failure(" ".join(str(exc).split())) from None
     except ValueError as exc:
         raise _UsageError(str(exc)) from None
 

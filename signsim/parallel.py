@@ -145,8 +145,11 @@ def workers_of(target) -> int:
 def registrations_for(target, optimizers) -> dict:
     """The optimizers registered in this process that ``target``'s workers must register
     (none in this process or in forked workers; every one for spawn, forkserver, Dask)."""
-    if target is None or (isinstance(target, int) and start_method() == "fork"):
-        return {}
+    from concurrent.futures import ThreadPoolExecutor
+
+    if target is None or isinstance(target, ThreadPoolExecutor) or (
+            isinstance(target, int) and start_method() == "fork"):
+        return {}  # the same process (threads) or a copy of it (fork): registered already
     return _registrations(optimizers)
 
 
@@ -178,10 +181,27 @@ def as_completed(fn, calls: list, target=None):
         yield from _on_dask(fn, calls, target)
         return
     if isinstance(target, int) and not isinstance(target, bool):
-        with executor(target) as pool:
+        pool = executor(target)
+        try:
             yield from _on_executor(fn, calls, pool)
+        except BaseException:  # Ctrl-C, SIGTERM, a failure: do not wait for running tasks
+            _stop(pool)
+            raise
+        pool.shutdown()
         return
     yield from _on_executor(fn, calls, target)
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """End ``pool`` now: queued tasks cancelled, running workers terminated (what they
+    computed is lost; a sweep's finished tasks are already on disk)."""
+    workers = list(getattr(pool, "_processes", {}).values())  # before shutdown forgets them
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in workers:
+        if process.is_alive():
+            process.terminate()
+    for process in workers:
+        process.join(timeout=5)
 
 
 def _on_executor(fn, calls: list, pool):

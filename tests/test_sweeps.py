@@ -403,3 +403,118 @@ def test_phase_figure_shares_one_colour_scale_per_row():
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+# ------------------------------------------------------------------ refusals and recoveries
+
+
+def test_a_folder_holding_other_files_is_refused_and_left_alone(tmp_path, capsys):
+    """A non-empty folder without sweep.json is not taken over (Python and CLI): its
+    files are untouched and no table.csv is written."""
+    (tmp_path / "table.csv").write_text("my precious results")
+    with pytest.raises(ValueError, match="not a sweep"):
+        signsim.sweep(small(), {"lr": [1e-3]}, out=tmp_path)
+    assert _cli("--grid", "lr=1e-3", "--set", "steps=3", "--out", tmp_path) == 2
+    assert (tmp_path / "table.csv").read_text() == "my precious results"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["table.csv"]
+
+
+def test_a_run_that_succeeds_on_retry_is_ok_from_then_on(tmp_path):
+    """retry_failed runs a recorded failure again; once it finishes, its error file is gone
+    and every later resume and load() reports the row as ok."""
+    signsim.sweep(small(), {"lr": [1e-3]}, out=tmp_path)
+    (task,) = (tmp_path / "runs").glob("*.npz")
+    _, configs, _ = read_task(task)
+    task.unlink()
+    (tmp_path / "errors" / f"{job_key(configs[0])}.json").write_text(json.dumps(
+        {"config": configs[0].to_dict(), "error": "RuntimeError: pretend"}))
+    assert list(signsim.sweep(small(), {"lr": [1e-3]}, out=tmp_path).status) == ["error"]
+    retried = signsim.sweep(small(), {"lr": [1e-3]}, out=tmp_path, retry_failed=True)
+    assert list(retried.status) == ["ok"] and retried.computed == 1
+    assert list((tmp_path / "errors").iterdir()) == []
+    assert list(signsim.sweep(small(), {"lr": [1e-3]}, out=tmp_path).status) == ["ok"]
+    assert list(load(tmp_path).status) == ["ok"]
+
+
+@pytest.mark.parametrize("values", [[1e-3, 1e-3 + 0j], [None], [object()], [np.array([1.0])]])
+def test_grid_values_of_other_types_are_refused_naming_the_axis(values):
+    with pytest.raises(ValueError, match="grid axis 'lr' takes str, bool, int or float"):
+        Grid({"lr": values})
+
+
+def test_numpy_scalars_become_python_scalars_and_a_one_field_tuple_key_is_that_field():
+    g = Grid({"kernel": [np.str_("fast")], ("n",): [(np.int64(8),)], "lr": [np.float32(0.5)]})
+    assert g.cells() == [{"kernel": "fast", "n": 8, "lr": 0.5}]
+    assert [type(v) for v in g.cells()[0].values()] == [str, int, float]
+    assert Grid({"lr": [np.bool_(True)]}).cells() == [{"lr": True}]  # a bool, refused later
+
+
+def test_numpy_arrays_are_axes_and_seeds():
+    res = signsim.sweep(small(), {"lr": np.array([1e-3, 2e-3])}, seeds=np.arange(2))
+    assert list(res.columns()["lr"]) == [1e-3, 1e-3, 2e-3, 2e-3] and res.seeds == (0, 1)
+
+
+@pytest.mark.parametrize("executor", [0, -1, True, 2.5, object()])
+def test_bad_executors_are_refused_before_the_folder_is_claimed(tmp_path, executor):
+    with pytest.raises(ValueError, match="The 'executor' parameter must be"):
+        signsim.sweep(small(), {"lr": [1e-3]}, out=tmp_path / "o", executor=executor)
+    assert not (tmp_path / "o").exists()
+
+
+def test_threads_run_an_optimizer_registered_in_this_process():
+    """A ThreadPoolExecutor shares this process's registry: nothing to send."""
+    from signsim import optim
+
+    optim.register("sweep_thread_sign", lambda c: optim.sign_gd(c.lr))
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            res = signsim.sweep(small(optimizer="sweep_thread_sign"), {"lr": [1e-3, 2e-3]},
+                                executor=pool)
+        assert (res.status == "ok").all()
+    finally:
+        optim.unregister("sweep_thread_sign")
+
+
+def test_load_reads_without_writing_and_refuses_a_broken_definition(tmp_path):
+    signsim.sweep(small(), {"lr": [1e-3]}, out=tmp_path)
+    (tmp_path / "errors").rmdir()
+    assert list(load(tmp_path).status) == ["ok"] and not (tmp_path / "errors").exists()
+    d = json.loads((tmp_path / "sweep.json").read_text())
+    (tmp_path / "sweep.json").write_text(json.dumps({**d, "seeds": "ab"}))
+    with pytest.raises(signsim.SignsimFileError, match="sweep.json"):
+        load(tmp_path)
+    (tmp_path / "sweep.json").write_text("[]")
+    with pytest.raises(signsim.SignsimFileError, match="not a sweep definition"):
+        signsim.sweep(small(), {"lr": [1e-3]}, out=tmp_path)
+
+
+def test_a_damaged_task_file_is_a_run_time_failure_that_says_what_to_do(tmp_path, capsys):
+    args = ("--grid", "lr=1e-3", "--set", "steps=3", "--out", tmp_path / "o")
+    assert _cli(*args) == 0
+    (path,) = (tmp_path / "o" / "runs").glob("*.npz")
+    path.write_text("junk")
+    assert main(["sweep", "--quiet", *map(str, args)]) == 1
+    err = capsys.readouterr().err
+    assert path.name in err and "delete it" in err and "allow_pickle" not in err
+    assert main(["table", str(tmp_path / "o")]) == 1
+
+
+def test_cli_refuses_an_axis_given_twice(tmp_path, capsys):
+    assert _cli("--grid", "snr=1", "--grid", "snr=2", "--out", tmp_path / "o") == 2
+    assert "given twice" in capsys.readouterr().err
+
+
+def _consume_first(calls):
+    from signsim.parallel import as_completed
+
+    for _ in as_completed(time.sleep, calls, 2):
+        raise KeyboardInterrupt  # Ctrl-C as the first task ends
+
+
+def test_an_interrupted_process_pool_does_not_wait_for_its_running_tasks():
+    """Ctrl-C while a 60 s task runs in a worker ends the pool at once (the workers are
+    terminated), not after the task."""
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        _consume_first([(0.01,), (60.0,)])
+    assert time.monotonic() - t0 < 30

@@ -25,7 +25,7 @@ from ..simulate import resolve_config
 from ..tracker import select
 from .grid import DERIVED, Grid, cell_config
 from .plan import Job, job_key, plan, shard_of
-from .store import Store
+from .store import FORMAT, Store
 from .table import BOUNDARIES, METRICS, RunRecord, SweepResult
 from .work import describe_error, run_task
 
@@ -76,6 +76,7 @@ def sweep(base=None, grid=None, *, seeds=1, out=None, executor=None, record="sum
     """
     base = resolve_config(base, **overrides)
     grid, seeds, names = Grid(grid), _seeds(seeds), select(record)
+    _check_executor(executor)
     shard, batch_size = _shard(shard), _positive("batch_size", batch_size)
     rows, jobs = expand(base, grid, seeds)
     store = None if out is None else Store(out, _definition(base, grid, seeds, names))
@@ -121,13 +122,12 @@ def load(*folders) -> SweepResult:
     if any(d != definitions[0] for d in definitions):
         raise ValueError(f"The folders {[str(f) for f in folders]} hold different sweeps.")
     d = definitions[0]
-    base, grid = Config.from_dict(d["base"]), Grid.from_json(d["grid"])
-    seeds, names = tuple(d["seeds"]), tuple(d["record"])
+    base, grid, seeds, names = _parts(Path(folders[0]) / "sweep.json", d)
     rows, _ = expand(base, grid, seeds)
     records, errors = {}, {}
     for folder in folders:
-        found, failed = _stored(Store(folder, {k: v for k, v in d.items() if k != "format"}),
-                                False)
+        store = Store(folder, {k: v for k, v in d.items() if k != "format"}, create=False)
+        found, failed = _stored(store, False)
         records.update(found)
         errors.update(failed)
     return SweepResult(base, grid, seeds, names, rows, records, errors, 0, len(records))
@@ -144,6 +144,8 @@ def _run(todo: list, names: tuple, executor, batch_size: int, store, records: di
     calls = [(t.configs, tuple(j.key for j in t.jobs), t.vary, names, extra) for t in tasks]
     configs = {j.key: j.config for j in todo}
     done = 0
+    if progress is not None:
+        progress(0, len(todo))  # the clock of a progress bar starts now
     for k, outcome in as_completed(run_task, calls, executor):
         if store is not None:
             store.write(outcome, configs)
@@ -193,6 +195,18 @@ def _definition(base: Config, grid: Grid, seeds: tuple, names: tuple) -> dict:
             "record": list(names), "signsim": __version__}
 
 
+def _parts(path, d: dict):
+    """(base, grid, seeds, record names) of the definition ``d`` read from ``path``, each
+    checked as ``sweep`` checks its arguments."""
+    from ..errors import SignsimFileError
+
+    try:
+        return (Config.from_dict(d["base"]), Grid.from_json(d["grid"]), _seeds(d["seeds"]),
+                select(d["record"]))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise SignsimFileError(path, f"not a valid sweep definition ({exc})") from None
+
+
 def _read_definition(folder) -> dict:
     import json
 
@@ -204,10 +218,11 @@ def _read_definition(folder) -> dict:
     try:
         d = json.loads(path.read_text())
         missing = {"format", "base", "grid", "seeds", "record"} - set(d)
-    except (OSError, ValueError, TypeError) as exc:
+    except (OSError, ValueError, TypeError, AttributeError) as exc:
         raise SignsimFileError(path, f"not a readable sweep definition ({exc})") from None
-    if missing:
-        raise SignsimFileError(path, f"not a sweep definition: {sorted(missing)} missing")
+    if missing or d.get("format") != FORMAT:
+        raise SignsimFileError(path, f"not a sweep definition (format {d.get('format')!r}, "
+                                     f"expected {FORMAT!r}; missing {sorted(missing)})")
     return d
 
 
@@ -215,6 +230,8 @@ def _read_definition(folder) -> dict:
 
 
 def _seeds(seeds) -> tuple:
+    if hasattr(seeds, "tolist") and getattr(seeds, "ndim", 0) == 1:  # a NumPy array
+        seeds = seeds.tolist()
     if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
         if seeds < 1:
             raise ValueError(f"The 'seeds' parameter must be an int >= 1 or a non-empty list "
@@ -240,6 +257,16 @@ def _shard(shard):
         raise ValueError("The 'shard' parameter must be a pair (i, N) of ints with "
                          f"0 <= i < N. Got {shard!r} instead.")
     return (int(shard[0]), int(shard[1]))
+
+
+def _check_executor(executor) -> None:
+    ok = (executor is None or isinstance(executor, str) or hasattr(executor, "submit")
+          or (isinstance(executor, numbers.Integral) and not isinstance(executor, bool)
+              and executor >= 1))
+    if not ok:
+        raise ValueError("The 'executor' parameter must be None, an int >= 1 (local "
+                         "processes), a concurrent.futures.Executor, a dask.distributed "
+                         f"Client or a scheduler address (str). Got {executor!r} instead.")
 
 
 def _positive(name: str, value) -> int:

@@ -22,6 +22,8 @@ import sys
 import time
 from pathlib import Path
 
+from ..errors import SignsimFileError
+
 __all__ = ["parse_grid", "read_grid_file", "cmd_sweep", "cmd_table", "table_csv"]
 
 
@@ -45,6 +47,8 @@ def parse_grid(items: list) -> dict:
     grid = {}
     for item in items:
         key, sep, raw = item.partition("=")
+        if key in map(",".join, (k if isinstance(k, tuple) else (k,) for k in grid)):
+            raise GridError(f"--grid {key} is given twice; give each axis once")
         if not sep or not key or not raw:
             raise GridError(f"--grid expects FIELD=V1,V2,... or F1,F2=A1:B1,A2:B2,...; "
                             f"got {item!r}")
@@ -71,6 +75,8 @@ def read_grid_file(path: Path) -> dict:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise GridError(f"--grid-file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise GridError(f"--grid-file {path}: not UTF-8 text") from None
     try:
         data = _toml(text) if path.suffix == ".toml" else json.loads(text)
     except ValueError as exc:
@@ -81,8 +87,12 @@ def read_grid_file(path: Path) -> dict:
         got = sorted(data) if isinstance(data, dict) else type(data).__name__
         raise GridError(f"--grid-file {path}: expected a table with 'grid' and optionally "
                         f"'preset', 'set', 'seeds'; got {got}")
+    for part, kind in (("grid", dict), ("set", dict), ("preset", str), ("seeds", int)):
+        if part in data and not isinstance(data[part], kind):
+            raise GridError(f"--grid-file {path}: '{part}' must be a {kind.__name__}; got "
+                            f"{data[part]!r}")
     grid = {}
-    for key, values in dict(data["grid"]).items():
+    for key, values in data["grid"].items():
         names = tuple(key.split(","))
         grid[names if len(names) > 1 else key] = (
             [tuple(v) if isinstance(v, list) else v for v in values]
@@ -171,8 +181,11 @@ def cmd_sweep(args, *, config_of, usage_error) -> int:
     try:
         result = sweep(base, grid, seeds=seeds, out=args.out, executor=_executor(args),
                        shard=args.shard, progress=bar)
+    except SignsimFileError:  # a damaged file in the folder: a run-time failure (exit 1)
+        raise
     except ValueError as exc:
-        raise usage_error(str(exc)) from None
+        where = f" (in {args.grid_file})" if args.grid_file is not None else ""
+        raise usage_error(f"{exc}{where}") from None
     finally:
         bar.close()
     _write_table(args.out / "table.csv", table_csv(result))

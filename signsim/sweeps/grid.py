@@ -96,6 +96,11 @@ class Grid:
 
 def _axis(key, values) -> Axis:
     names = (key,) if isinstance(key, str) else key
+    if hasattr(values, "tolist") and getattr(values, "ndim", 0) == 1:  # a NumPy array
+        values = values.tolist()
+    if isinstance(key, tuple) and len(key) == 1 and isinstance(values, (list, tuple)):
+        names, values = names, [v[0] if isinstance(v, (tuple, list)) and len(v) == 1 else v
+                                for v in values]  # a 1-tuple key is its one field
     if not isinstance(names, tuple) or not names or not all(isinstance(n, str) for n in names):
         raise ValueError("A grid key must be a field name or a tuple of field names. "
                          f"Got {key!r} instead.")
@@ -105,25 +110,31 @@ def _axis(key, values) -> Axis:
     if len(values) == 0:
         raise ValueError(f"The grid axis {label!r} is empty: give it at least one value.")
     if len(names) == 1:
-        return Axis(names, tuple((_plain(v),) for v in values))
+        return Axis(names, tuple((_plain(v, label),) for v in values))
     points = []
     for v in values:
         if isinstance(v, (str, bytes)) or not isinstance(v, Sequence) or len(v) != len(names):
             raise ValueError(f"Each value of the zipped grid axis {label!r} must be a tuple "
                              f"of {len(names)} values. Got {v!r}.")
-        points.append(tuple(_plain(x) for x in v))
+        points.append(tuple(_plain(x, label) for x in v))
     return Axis(names, tuple(points))
 
 
-def _plain(value):
-    """NumPy scalars as Python scalars, so that cells compare and serialise plainly."""
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
+def _plain(value, label: str):
+    """A grid value as a plain str, bool, int or float (NumPy scalars converted), so that
+    cells compare and serialise plainly; anything else is refused."""
+    if hasattr(value, "dtype") and getattr(value, "ndim", 1) == 0:  # a NumPy scalar
+        value = value.item()
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str):
+        return str(value)  # numpy.str_ too
     if isinstance(value, numbers.Integral):
         return int(value)
     if isinstance(value, numbers.Real):
         return float(value)
-    return value
+    raise ValueError(f"The grid axis {label!r} takes str, bool, int or float values. "
+                     f"Got {value!r} ({type(value).__name__}) instead.")
 
 
 def _check_fields(names: list) -> None:
@@ -148,11 +159,11 @@ def cell_config(base: Config, cell: Mapping, seed: int) -> Config:
     """The Config of one cell and seed: ``base`` with the cell's fields, then the derived
     ones (``snr`` -> sigma_p by E5, with the cell's mu_norm and s)."""
     plain = {k: v for k, v in cell.items() if k not in DERIVED}
-    config = base.replace(seed=seed, **plain)
-    if "snr" in cell:
-        snr = cell["snr"]
-        if isinstance(snr, bool) or not isinstance(snr, numbers.Real) or not snr > 0 \
-                or not math.isfinite(snr):
-            raise ValueError(f"The grid field 'snr' must be a finite float > 0. Got {snr!r}.")
-        config = config.replace(sigma_p=config.mu_norm / (snr * math.sqrt(config.s)))
-    return config
+    if "snr" not in cell:
+        return base.replace(seed=seed, **plain)
+    snr = cell["snr"]
+    if isinstance(snr, bool) or not isinstance(snr, numbers.Real) or not snr > 0 \
+            or not math.isfinite(snr):
+        raise ValueError(f"The grid field 'snr' must be a finite float > 0. Got {snr!r}.")
+    config = base.replace(seed=seed, **plain)  # validates mu_norm and s first
+    return config.replace(sigma_p=config.mu_norm / (snr * math.sqrt(config.s)))

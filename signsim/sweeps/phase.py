@@ -67,17 +67,21 @@ def phase_panels(result, x: str = "snr", y: str | None = None) -> list[Panel]:
 
 
 def _panel(fixed, xv, yv, columns, here, config) -> Panel:
-    xs, ys = np.unique(xv[here]), np.unique(yv[here])
+    rows = np.flatnonzero(here)
+    xs, ix = np.unique(xv[rows], return_inverse=True)
+    ys, iy = np.unique(yv[rows], return_inverse=True)
     shape = (len(ys), len(xs))
     loss, error, spread = (np.full(shape, np.nan) for _ in range(3))
     seeds = np.zeros(shape, np.int64)
-    for j, yy in enumerate(ys):
-        for i, xx in enumerate(xs):
-            cell = here & (xv == xx) & (yv == yy)
-            if cell.any():
-                lo = columns["test_loss"][cell]
-                loss[j, i], spread[j, i] = np.median(lo), lo.max() - lo.min()
-                error[j, i], seeds[j, i] = np.median(columns["test_error"][cell]), cell.sum()
+    cell = iy * len(xs) + ix  # each row's cell, then the rows of each cell together
+    order = np.argsort(cell, kind="stable")
+    starts = np.flatnonzero(np.r_[True, np.diff(cell[order]) != 0])
+    for group in np.split(order, starts[1:]):
+        j, i = divmod(int(cell[group[0]]), len(xs))
+        lo = columns["test_loss"][rows[group]]
+        loss[j, i], spread[j, i] = np.median(lo), lo.max() - lo.min()
+        error[j, i] = np.median(columns["test_error"][rows[group]])
+        seeds[j, i] = len(group)
     return Panel(fixed, xs, ys, loss, error, spread, seeds, config)
 
 

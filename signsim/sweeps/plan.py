@@ -96,7 +96,8 @@ def _varied(jobs: tuple) -> tuple:
 
 def shard_of(jobs: list, shard: tuple) -> list:
     """Shard ``i`` of ``N`` (``shard = (i, N)``, i in [0, N)): the jobs sorted by batch_key
-    (so that a batch stays in one shard), cut into N contiguous slices, slice i."""
+    (so that the runs one batch can hold stay together, but where a slice boundary cuts
+    a group), cut into N contiguous slices, slice i."""
     i, N = shard
     order = sorted(jobs, key=lambda j: (batch_key(j.config), j.row))
     part = chunks(len(order), N)

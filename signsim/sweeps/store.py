@@ -43,11 +43,14 @@ TASK_FORMAT = "signsim-sweep-task-1"
 class Store:
     """The folder ``root`` of the sweep ``definition`` (a JSON-ready dict)."""
 
-    def __init__(self, root, definition: dict):
+    def __init__(self, root, definition: dict, *, create: bool = True):
         self.root = Path(root)
         self.definition = {"format": FORMAT, **definition}
+        if not create:  # reading a sweep that is there (``load``): touch nothing
+            return
         if self.root.exists() and not self.root.is_dir():
             raise ValueError(f"The 'out' parameter must be a folder. {self.root} is a file.")
+        _refuse_foreign(self.root)
         (self.root / "runs").mkdir(parents=True, exist_ok=True)
         (self.root / "errors").mkdir(exist_ok=True)
         self._claim()
@@ -66,6 +69,8 @@ class Store:
             found = json.loads(path.read_text())
         except (OSError, ValueError) as exc:
             raise SignsimFileError(path, f"not a readable sweep definition ({exc})") from None
+        if not isinstance(found, dict) or found.get("format") != FORMAT:
+            raise SignsimFileError(path, f"not a sweep definition (expected format {FORMAT!r})")
         if found != json.loads(text):
             raise ValueError(f"{self.root} holds another sweep (its sweep.json differs from "
                              "this one's base config, grid, seeds, record or signsim "
@@ -75,7 +80,8 @@ class Store:
     # ------------------------------------------------------------ writing
 
     def write(self, outcome: Outcome, configs: dict) -> None:
-        """Keep a task's outcome: its finished jobs in one file, each error in its own."""
+        """Keep a task's outcome: its finished jobs in one file, each error in its own (and
+        the error file of a job that now finished, after ``retry_failed``, removed)."""
         for key, error in outcome.errors.items():
             text = json.dumps({"config": configs[key].to_dict(), "error": error},
                               indent=1, sort_keys=True) + "\n"
@@ -91,6 +97,8 @@ class Store:
                        for n, a in outcome.history.items()})
         name = hashlib.sha256("".join(outcome.keys).encode()).hexdigest()[:24]
         _write_new(lambda: _write_atomic(self.root / "runs" / f"{name}.npz", arrays, False))
+        for key in outcome.keys:  # a run that failed before and finished now
+            (self.root / "errors" / f"{key}.json").unlink(missing_ok=True)
 
     # ------------------------------------------------------------ reading
 
@@ -114,13 +122,27 @@ class Store:
         return out
 
 
+def _refuse_foreign(root: Path) -> None:
+    """A folder with visible entries and no sweep.json holds something else: refuse it, so
+    that nothing a user saved there is mixed with or replaced by a sweep."""
+    if not root.is_dir() or (root / "sweep.json").exists():
+        return
+    entries = sorted(e.name for e in root.iterdir() if not e.name.startswith("."))
+    if entries:
+        shown = ", ".join(entries[:5]) + (", ..." if len(entries) > 5 else "")
+        raise ValueError(f"The 'out' folder {root} holds files that are not a sweep "
+                         f"({shown}): give an empty or new folder, or one a sweep wrote.")
+
+
 def read_task(path: Path):
     """One task file: (path, configs, Outcome), every member checked (no pickle)."""
     try:
         with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:
             arrays = {k: f[k] for k in f.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise SignsimFileError(path, f"not a readable sweep task file ({exc})") from None
+        why = str(exc).split(". ")[0]  # not numpy's advice to load it unsafely
+        raise SignsimFileError(path, f"not a readable sweep task file ({why}); delete it and "
+                                     "run the sweep again to recompute its runs") from None
     if str(arrays.get("format", "")) != TASK_FORMAT:
         raise SignsimFileError(path, f"not a signsim sweep task file (format "
                                      f"{arrays.get('format')!r}, expected {TASK_FORMAT!r})")

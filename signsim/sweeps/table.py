@@ -55,7 +55,7 @@ class SweepResult:
         self._records = records  # job key -> (RunRecord, seconds per run)
         self.configs = [r[2] for r in rows]
         self.status = np.array([_status(r, records, errors) for r in rows])
-        self.errors = np.array([_error(r, errors) for r in rows])
+        self.errors = np.array([_error(r, records, errors) for r in rows])
         self.computed, self.reused = computed, reused
         self._columns = None
 
@@ -140,15 +140,15 @@ class SweepResult:
 
 def _status(row, records: dict, errors: dict) -> str:
     config, key = row[2], row[3]
-    if config is None or key in errors:
-        return "error"
-    return "ok" if key in records else "missing"
+    if config is not None and key in records:  # a result wins over an older failure
+        return "ok"
+    return "error" if config is None or key in errors else "missing"
 
 
-def _error(row, errors: dict) -> str:
+def _error(row, records: dict, errors: dict) -> str:
     if row[2] is None:
         return row[3]  # the cell's own error: its values make no valid Config
-    return errors.get(row[3], "")
+    return "" if row[3] in records else errors.get(row[3], "")
 
 
 def _column(values: list) -> np.ndarray:
