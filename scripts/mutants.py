@@ -79,6 +79,17 @@ MUTANTS = {
                              "instead of log|g2|", EXACT,
                              "    L[..., :m_k] = x.L[1][..., None]",
                              "    L[..., :m_k] = x.L[0][..., None]"),
+    # --- task D (issue 13 item 6): the moment layout, signsim/kernels/fast/moments.py
+    "moments-shared-frozen": ("moment layout: the copies of a shared coordinate not written "
+                              "from the rule's own update (they stay put)",
+                              "signsim/kernels/fast/moments.py", "        if r.size:\n",
+                              "        if False:\n"),
+    "moments-eps-unscaled": ("moment layout: eps added to B unscaled (u = sign(x) A / (B + eps)"
+                             ", not x A / (|x| B + eps))", "signsim/kernels/fast/moments.py",
+                             "self.eps / np.abs(self.vals),", "self.eps + 0 * self.vals,"),
+    "adam-moments-no-bias": ("Adam's moments declaration: V without its bias correction",
+                             "signsim/optim.py", "np.sqrt(V / (1.0 - beta2**t))",
+                             "np.sqrt(V)"),
     # --- sweeps (issue 13): signsim/sweeps
     "sweep-batch-n": ("sweep plan: runs of different n share one batch", "signsim/sweeps/plan.py",
                       'free = set(VARIABLE) | {"seed"}', 'free = set(VARIABLE) | {"seed", "n"}'),
@@ -93,6 +104,17 @@ MUTANTS = {
                                       "one-by-one retry)", "signsim/sweeps/work.py",
                                       "            parts, errors = _one_by_one(configs, keys, names)",
                                       "            parts, errors = [], {k: describe_error(exc) for k in keys}"),
+    "sweep-dense-no-replica-axis": ("sweep: a dense-reference task's single-run history "
+                                    "kept without its replica axis",
+                                    "signsim/sweeps/work.py",
+                                    "return a if result.batched else a[None]", "return a"),
+    "sweep-foreign-folder": ("sweep folder: a non-empty folder without sweep.json taken over",
+                             "signsim/sweeps/store.py", "        _refuse_foreign(self.root)\n",
+                             ""),
+    "sweep-stale-error-wins": ("sweep table: an old failure shown over a run that finished "
+                               "since", "signsim/sweeps/table.py",
+                               "if config is not None and key in records:",
+                               "if config is not None and key in records and key not in errors:"),
     "phase-mean": ("phase diagram: the mean over seeds where the median is drawn",
                    "signsim/sweeps/phase.py", "loss[j, i], spread[j, i] = np.median(lo)",
                    "loss[j, i], spread[j, i] = np.mean(lo)"),

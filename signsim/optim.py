@@ -58,6 +58,13 @@ What the fast kernel may rely on is *declared* by the optimizer, never read from
     computed from W^(t-1) (``decay_factor``). Every built-in rule declares it (AdamW is
     ``adam`` with ``weight_decay > 0``); a rule registered from outside that does not is
     refused a nonzero weight decay (it might decay its weights itself).
+``moments`` (Moments or None)
+    The state is, per coordinate, m an EMA of g (rate beta1; beta1 = 0: m = g) and v an
+    EMA of g^2 (rate beta2), and the update is computed from (m, v, t) alone, in the form
+    x A / (|x| B + eps) with (A, B) = ``scales(M, V, t)`` whenever m = x M and v = x^2 V
+    (the moments of a gradient history C x, per unit of C). The fast kernel then keeps
+    M, V per (sample, row) instead of m, v per coordinate (``kernels.fast.moments``).
+    Declared by Adam and RMSProp for eps > 0.
 
 The built-in rules (docs/optimizers.md): ``signgd`` (E20), ``signum`` (E20a), ``lion``
 (E20b), ``adam`` (E21), ``rmsprop`` (E21a), ``gd`` (E22), ``normalized_gd`` (E22a).
@@ -71,7 +78,7 @@ import numpy as np
 
 from .logspace import signed_add, signed_sum
 
-__all__ = ["Optimizer", "LogForm", "AdamLogState", "ADAM_FLOAT64_EPS", "SignGDState",
+__all__ = ["Optimizer", "LogForm", "Moments", "AdamLogState", "ADAM_FLOAT64_EPS", "SignGDState",
            "AdamState", "GDState", "MomentumState", "MomentumLogState", "RMSPropState",
            "RMSPropLogState", "sign_gd", "adam", "gd", "signum", "lion", "rmsprop",
            "normalized_gd", "apply_updates", "decay_factor", "from_config", "register",
@@ -88,6 +95,16 @@ class LogForm(NamedTuple):
     magnitudes: bool = True
 
 
+class Moments(NamedTuple):
+    """Moments of g and g^2 combined entrywise (``moments`` above): with m = x M and
+    v = x^2 V, the update is x A / (|x| B + eps), (A, B) = scales(M, V, t)."""
+
+    beta1: float  # m <- beta1 m + (1 - beta1) g
+    beta2: float  # v <- beta2 v + (1 - beta2) g^2
+    eps: float  # > 0
+    scales: Callable[[Any, Any, int], tuple[Any, Any]]
+
+
 class Optimizer(NamedTuple):
     init: Callable[[Any], Any]
     update: Callable[[Any, Any], tuple[Any, Any]]
@@ -99,6 +116,7 @@ class Optimizer(NamedTuple):
     log_form: LogForm | None = None
     float64_exact: bool = False
     decoupled_decay: bool = False
+    moments: Moments | None = None
 
 
 class SignGDState(NamedTuple):
@@ -183,7 +201,8 @@ def adam(lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8)
     With eps = 0 a coordinate whose denominator is 0 has seen only zero gradients, so 0/0
     counts as 0; a nonzero m over a zero denominator (beta2 = 0 < beta1, or g^2 underflowing)
     raises FloatingPointError instead of producing inf. eps does not scale with g, so Adam
-    declares no homogeneity (the fast kernel keeps its weights per coordinate).
+    declares no homogeneity (the fast kernel keeps its weights per coordinate); its moments
+    factorise on a coordinate one sample holds (``moments``, declared for eps > 0).
     """
 
     def init(params):
@@ -216,7 +235,18 @@ def adam(lr: float, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8)
 
     return Optimizer(init, update, proportional_to_lr=True, sign_based=True, label="Adam",
                      log_form=_adam_log_form(lr, beta1, beta2, eps),
-                     float64_exact=eps >= ADAM_FLOAT64_EPS, decoupled_decay=True)
+                     float64_exact=eps >= ADAM_FLOAT64_EPS, decoupled_decay=True,
+                     moments=_adam_moments(lr, beta1, beta2, eps))
+
+
+def _adam_moments(lr: float, beta1: float, beta2: float, eps: float):
+    """Adam's ``Moments``: with m = x M, v = x^2 V, E21's update is
+    -lr x (M / c1) / (|x| sqrt(V / c2) + eps), c_j = 1 - beta_j^t. None for eps = 0."""
+
+    def scales(M, V, t):
+        return -lr * (M / (1.0 - beta1**t)), np.sqrt(V / (1.0 - beta2**t))
+
+    return Moments(beta1, beta2, eps, scales) if eps > 0.0 else None
 
 
 def _log(x: float) -> float:
@@ -436,7 +466,18 @@ def rmsprop(lr: float, alpha: float = 0.99, eps: float = 1e-8) -> Optimizer:
 
     return Optimizer(init, update, proportional_to_lr=True, sign_based=True, label="RMSProp",
                      log_form=LogForm(log_init, log_update),
-                     float64_exact=eps >= ADAM_FLOAT64_EPS, decoupled_decay=True)
+                     float64_exact=eps >= ADAM_FLOAT64_EPS, decoupled_decay=True,
+                     moments=_rmsprop_moments(lr, alpha, eps))
+
+
+def _rmsprop_moments(lr: float, alpha: float, eps: float):
+    """RMSProp's ``Moments`` (beta1 = 0: m = g): with g = x M, v = x^2 V, E21a's update
+    is -lr x M / (|x| sqrt(V) + eps). None for eps = 0."""
+
+    def scales(M, V, t):
+        return -lr * M, np.sqrt(V)
+
+    return Moments(0.0, alpha, eps, scales) if eps > 0.0 else None
 
 
 def normalized_gd(lr: float) -> Optimizer:

@@ -34,6 +34,7 @@ from ...sparse import SparseParams
 from .. import State, check_batch, log_form_for
 from . import records
 from .layouts import CoordinateLayout, SampleLayout
+from .moments import MomentLayout
 from .exact import exact_coefficients, log_attention
 from .step import Constants, coefficients, decayed_values, forward
 from .support import rows_of, support_of
@@ -41,7 +42,7 @@ from .testset import build_test_set, evaluate
 
 __all__ = ["FastKernel", "LAYOUTS"]
 
-LAYOUTS = ("sample", "coordinate")
+LAYOUTS = ("sample", "coordinate", "moments")
 
 
 class FastKernel:
@@ -73,6 +74,8 @@ class FastKernel:
         self.lr = lr if opt.proportional_to_lr else np.ones(self.R)
         self.opt = from_config(config.replace(lr=1.0)) if opt.proportional_to_lr else opt
         self.log_form = log_form_for(self.opt, config)  # None: the plain float64 formulas
+        if isinstance(self.layout, MomentLayout):  # the rule's moments per (sample, row)
+            self.opt = self.layout.optimizer(self.opt)
         y = np.stack([x.y for x in self.supports])
         self.k = Constants(y=y, neg_y=-y, y3=y[:, :, None], neg_y3=-y[:, :, None],
                            y_rows=np.repeat(y[:, :, None], rows, axis=2),
@@ -101,6 +104,15 @@ class FastKernel:
             raise ValueError(f"The 'layout' parameter can be 'sample' only for an optimizer "
                              f"that declares its homogeneity; {self.configs[0].optimizer!r} "
                              "declares none.")
+        # moments per (sample, row) for a rule that declares them, in plain float64 only
+        moments = opt.moments if log_form_for(opt, self.configs[0]) is None else None
+        if layout == "moments" and moments is None:
+            raise ValueError("The 'layout' parameter can be 'moments' only for an optimizer "
+                             "that declares its moments, in plain float64 arithmetic; "
+                             f"{self.configs[0].optimizer!r} does not here.")
+        if layout == "moments" or (layout is None and opt.homogeneity is None
+                                   and moments is not None):
+            return MomentLayout(self.supports, moments, self.decay)
         if layout == "coordinate" or opt.homogeneity is None:
             return CoordinateLayout(self.supports, self.decay)
         return SampleLayout(self.supports, opt.homogeneity, self.decay)
