@@ -119,9 +119,12 @@ def test_runs_that_differ_only_in_what_a_batch_varies_share_one_task():
     apart = [base, base.replace(n=8), base.replace(optimizer="adam"), base.replace(kernel="dense"),
              base.replace(kernel="dense", seed=1)]
     assert [len(t.jobs) for t in plan(_jobs(apart), 64)] == [1] * 5
-    assert sorted(len(t.jobs) for t in plan(_jobs(same), 64, min_tasks=2)) == [2, 3]
-    mixed = same + [base.replace(n=20, seed=k) for k in range(2)]  # 2 x 20 > 3 x 6
-    assert [len(t.jobs) for t in plan(_jobs(mixed), 64, min_tasks=2)][0] == 2  # longest first
+    assert sorted(len(t.jobs) for t in plan(_jobs(same), 64, min_tasks=2)) == [1, 1, 1, 1, 1]
+    mixed = same + [base.replace(n=20, seed=k) for k in range(8)]
+    tasks = plan(_jobs(mixed), 64, min_tasks=2)  # 2 groups, 4 parts each: 8 tasks
+    assert len(tasks) == 8 and [t.jobs[0].config.n for t in tasks[:4]] == [20] * 4
+    costs = [len(t.jobs) * t.jobs[0].config.n for t in tasks]
+    assert costs == sorted(costs, reverse=True)  # longest first
 
 
 def test_lr_is_not_batched_for_an_optimizer_that_does_not_declare_it_proportional():

@@ -66,12 +66,15 @@ def batch_key(config: Config) -> str:
 
 def plan(jobs: list, batch_size: int, min_tasks: int = 1) -> list[Task]:
     """The tasks that run ``jobs``: grouped by ``batch_key`` (groups in the order of their
-    first job), each group cut into contiguous tasks of at most ``batch_size`` jobs, and
-    into enough parts that there are at least ``min_tasks`` (the workers) in all."""
+    first job), each group cut into contiguous tasks of at most ``batch_size`` jobs, and,
+    for ``min_tasks`` > 1 workers, into enough parts that there are about four tasks per
+    worker in all, longest first."""
     groups: dict[str, list] = {}
     for job in jobs:
         groups.setdefault(batch_key(job.config), []).append(job)
-    parts_wanted = math.ceil(min_tasks / max(len(groups), 1))  # keep every worker busy
+    # with several workers, about 4 tasks each: the longest-first order then evens them out
+    wanted = 4 * min_tasks if min_tasks > 1 else 1
+    parts_wanted = math.ceil(wanted / max(len(groups), 1))
     tasks = []
     for group in groups.values():
         parts = max(math.ceil(len(group) / batch_size), min(parts_wanted, len(group)))
