@@ -437,6 +437,10 @@ def test_a_run_that_succeeds_on_retry_is_ok_from_then_on(tmp_path):
     assert list((tmp_path / "errors").iterdir()) == []
     assert list(signsim.sweep(small(), {"lr": [1e-3]}, out=tmp_path).status) == ["ok"]
     assert list(load(tmp_path).status) == ["ok"]
+    # another shard's failure of a run this folder also holds finished: the result wins
+    (tmp_path / "errors" / f"{job_key(configs[0])}.json").write_text(json.dumps(
+        {"config": configs[0].to_dict(), "error": "RuntimeError: another shard"}))
+    assert list(load(tmp_path).status) == ["ok"] and list(load(tmp_path).errors) == [""]
 
 
 @pytest.mark.parametrize("values", [[1e-3, 1e-3 + 0j], [None], [object()], [np.array([1.0])]])
