@@ -34,9 +34,8 @@ def _sweep_for(name: str, seeds, progress):
     if name == "phase":
         grid["steps"] = list(PHASE_STEPS)
     grid[("optimizer", "lr")] = list(DQ_OPTIMIZERS.items())
-    on_batch = None if progress is None else (lambda done, total: progress(done, total))
     return sweep(c.replace(record_every=c.steps, test_every=c.steps), grid, seeds=list(seeds),
-                 progress=on_batch)
+                 progress=progress)
 
 
 def runs_for(name: str, *, seeds=(0, 1, 2, 3, 4), progress=None) -> list[Result]:

@@ -381,6 +381,17 @@ def _band_title(curves, band) -> str:
     return f"after training; median over {seeds} seeds, band: {spread}"
 
 
+def _median_band_lines(x, panels, color, label: str, band) -> None:
+    """On each (ax, values (k, seeds)) of ``panels``: the median over seeds against ``x``
+    and a band between the ``band`` percentiles; the first panel's line is labelled."""
+    for k, (ax, values) in enumerate(panels):
+        values = np.asarray(values)
+        ax.plot(x, np.median(values, axis=1), marker="o", color=color,
+                label=label if k == 0 else None)
+        lo, hi = np.percentile(values, band, axis=1)
+        ax.fill_between(x, lo, hi, color=color, alpha=0.2, linewidth=0)
+
+
 def data_quality_figure(curves, *, band=(0, 100)):
     """Test loss (a) and test error (b) after training against SNR, one line per optimizer
     (spec section 9): the median over seeds with a band between the ``band`` percentiles
@@ -396,12 +407,8 @@ def data_quality_figure(curves, *, band=(0, 100)):
     with paper_style():
         fig, (ax_l, ax_e) = _subplots(1, 2, ONE_COLUMN, 2.9)
         for curve, color in zip(curves, _COLORS):
-            for ax, values in ((ax_l, curve.test_loss), (ax_e, curve.test_error)):
-                values = np.asarray(values)
-                ax.plot(curve.snrs, np.median(values, axis=1), marker="o", color=color,
-                        label=_horizon(curve.config) if ax is ax_l else None)
-                lo, hi = np.percentile(values, band, axis=1)
-                ax.fill_between(curve.snrs, lo, hi, color=color, alpha=0.2, linewidth=0)
+            _median_band_lines(curve.snrs, ((ax_l, curve.test_loss), (ax_e, curve.test_error)),
+                               color, _horizon(curve.config), band)
         for ax, name, letter in ((ax_l, "test loss", "a"), (ax_e, "test error", "b")):
             _snr_axis(ax, [c.snrs for c in curves])
             ax.set_ylabel(name)
@@ -711,12 +718,9 @@ def real_data_figure(curves, *, band=(0, 100)):
     with paper_style():
         fig, (ax_a, ax_l) = _subplots(1, 2, ONE_COLUMN, 3.1)
         for curve, color in zip(curves, _COLORS):
-            for ax, values in ((ax_a, curve.test_accuracy), (ax_l, curve.test_loss)):
-                values = np.asarray(values)
-                ax.plot(curve.sigma_ps, np.median(values, axis=1), marker="o", color=color,
-                        label=_horizon(curve.config) if ax is ax_a else None)
-                lo, hi = np.percentile(values, band, axis=1)
-                ax.fill_between(curve.sigma_ps, lo, hi, color=color, alpha=0.2, linewidth=0)
+            _median_band_lines(curve.sigma_ps, ((ax_a, curve.test_accuracy),
+                                                (ax_l, curve.test_loss)),
+                               color, _horizon(curve.config), band)
         ax_l.set_yscale("log")
         ax_l.yaxis.set_major_formatter(FuncFormatter(_plain))  # 0.1, 1: not 10^-1
         ax_l.yaxis.set_minor_formatter(FuncFormatter(_plain_235))

@@ -222,8 +222,6 @@ def table_csv(result) -> str:
 
 def _write_table(path: Path, text: str) -> None:
     """The table, replaced atomically (it is derived from the folder, never user data)."""
-    import os
+    from .store import write_atomic_text
 
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic_text(path, text, replace=True)

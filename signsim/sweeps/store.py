@@ -61,7 +61,7 @@ class Store:
         text = json.dumps(self.definition, indent=1, sort_keys=True) + "\n"
         if not path.exists():
             try:
-                _write_atomic_text(path, text)
+                write_atomic_text(path, text)
                 return
             except FileExistsError:  # another shard wrote it first: compare below
                 pass
@@ -85,7 +85,7 @@ class Store:
         for key, error in outcome.errors.items():
             text = json.dumps({"config": configs[key].to_dict(), "error": error},
                               indent=1, sort_keys=True) + "\n"
-            _write_new(lambda: _write_atomic_text(self.root / "errors" / f"{key}.json", text))
+            _write_new(lambda: write_atomic_text(self.root / "errors" / f"{key}.json", text))
         if not outcome.keys:
             return
         arrays = {"format": np.array(TASK_FORMAT),
@@ -192,13 +192,18 @@ def _write_new(write) -> None:
         pass
 
 
-def _write_atomic_text(path: Path, text: str) -> None:
-    """``text`` to ``path`` atomically, never replacing an existing file."""
+def write_atomic_text(path: Path, text: str, *, replace: bool = False) -> None:
+    """``text`` to ``path`` atomically: flushed to a temporary file beside it, then given
+    the name in one step; an existing file is replaced only with ``replace`` (else
+    FileExistsError, and the file is left as it was)."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     with open(tmp, "w", encoding="utf-8") as fh:
         fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
+    if replace:
+        os.replace(tmp, path)
+        return
     try:
         os.link(tmp, path)
     finally:
