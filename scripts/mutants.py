@@ -115,6 +115,10 @@ MUTANTS = {
                                "since", "signsim/sweeps/table.py",
                                "if config is not None and key in records:",
                                "if config is not None and key in records and key not in errors:"),
+    "figure-line-mean": ("data-quality and real-data figures: the mean over seeds drawn "
+                         "where the median is claimed", "signsim/plotting.py",
+                         "        ax.plot(x, np.median(values, axis=1), marker=",
+                         "        ax.plot(x, np.mean(values, axis=1), marker="),
     "phase-mean": ("phase diagram: the mean over seeds where the median is drawn",
                    "signsim/sweeps/phase.py", "loss[j, i], spread[j, i] = np.median(lo)",
                    "loss[j, i], spread[j, i] = np.mean(lo)"),

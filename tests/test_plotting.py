@@ -470,3 +470,17 @@ def test_real_data_figure_draws_each_optimizers_median_over_seeds(paper_figures,
     for a, b in zip(again.axes[0].lines, ax_a.lines):
         np.testing.assert_array_equal(a.get_ydata(), b.get_ydata())
     plt.close(again)
+
+
+def test_data_quality_lines_are_the_median_over_seeds():
+    """Each data-quality line is, at each SNR, the median of the final test loss (panel a)
+    and test error (panel b) over the seeds (three seeds: the median is not the mean)."""
+    batch = _dq_batch("signgd", 1e-3, (0.5, 2.0), seeds=(0, 1, 2))
+    fig = figures.build("data-quality", [batch])
+    loss = np.asarray(batch.history["test_loss"])[:, -1].reshape(2, 3)
+    error = np.asarray(batch.history["test_error"])[:, -1].reshape(2, 3)
+    assert not np.allclose(np.median(loss, axis=1), loss.mean(axis=1))
+    (line_l,), (line_e,) = fig.axes[0].lines, fig.axes[1].lines
+    np.testing.assert_array_equal(line_l.get_ydata(), np.median(loss, axis=1))
+    np.testing.assert_array_equal(line_e.get_ydata(), np.median(error, axis=1))
+    plt.close(fig)
